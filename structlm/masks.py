@@ -1,0 +1,339 @@
+"""Compile a Plan to attention masks: a mask function, dense masks, a FlexAttention BlockMask, a KV schedule.
+
+Also small attention-gym-style factories for token-level refinements (``sliding_window``, ``anchor``) that
+compose with ``and_masks`` / ``or_masks``.
+
+Mask functions follow the FlexAttention / transformers convention ``fn(b, h, q_idx, kv_idx) -> bool tensor``
+and only gather from small captured tensors with tuple indexing (chained ``t[a][b]`` indexing segfaults in
+compiled CPU flex kernels).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+import torch
+
+from structlm.plan import PlanError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from structlm.plan import Plan
+
+MaskFunction = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+__all__ = [
+    "MaskFunction",
+    "plan_mask_function",
+    "dense_mask",
+    "block_mask",
+    "schedule",
+    "and_masks",
+    "or_masks",
+    "sliding_window",
+    "anchor",
+    "offset_mask_function",
+    "to_additive",
+]
+
+
+# --------------------------------------------------------------------------------------------- mask functions
+def plan_mask_function(plan: "Plan", device=None) -> MaskFunction:
+    """The plan's visibility rule over token indices, a closure over ``[N]`` and ``[S, S]`` tensors."""
+    segment_ids = plan.segment_ids.to(device)
+    causal = plan.causal_flags.to(device)
+    # sees[i, j]: segment i sees all of segment j (edges); the diagonal is handled by the intra rule.
+    sees = plan.adjacency.to(device)
+
+    def plan_mask(b, h, q_idx, kv_idx):
+        q_seg = segment_ids[q_idx]
+        kv_seg = segment_ids[kv_idx]
+        same = q_seg == kv_seg
+        intra = same & ((kv_idx <= q_idx) | ~causal[q_seg])
+        return intra | sees[q_seg, kv_seg]
+
+    plan_mask.__name__ = f"plan_mask_{plan.num_segments}seg"
+    return plan_mask
+
+
+def and_masks(*fns: MaskFunction) -> MaskFunction:
+    """A token is visible when every function allows it."""
+    if not fns:
+        raise ValueError("and_masks needs at least one mask function")
+
+    def and_mask(b, h, q_idx, kv_idx):
+        result = fns[0](b, h, q_idx, kv_idx)
+        for fn in fns[1:]:
+            result = result & fn(b, h, q_idx, kv_idx)
+        return result
+
+    and_mask.__name__ = "and_" + "_".join(getattr(f, "__name__", "fn") for f in fns)
+    return and_mask
+
+
+def or_masks(*fns: MaskFunction) -> MaskFunction:
+    """A token is visible when any function allows it."""
+    if not fns:
+        raise ValueError("or_masks needs at least one mask function")
+
+    def or_mask(b, h, q_idx, kv_idx):
+        result = fns[0](b, h, q_idx, kv_idx)
+        for fn in fns[1:]:
+            result = result | fn(b, h, q_idx, kv_idx)
+        return result
+
+    or_mask.__name__ = "or_" + "_".join(getattr(f, "__name__", "fn") for f in fns)
+    return or_mask
+
+
+def sliding_window(window: int, position_ids: torch.Tensor | None = None) -> MaskFunction:
+    """Keys at most ``window - 1`` steps back: by token index, or by plan position when ``position_ids`` is given.
+
+    With positions, parallel segments that reuse a position range are windowed by logical distance, as a model
+    with a sliding-window layer would see them.
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    if position_ids is None:
+
+        def window_mask(b, h, q_idx, kv_idx):
+            return (q_idx - kv_idx) < window
+
+    else:
+        pos = torch.as_tensor(position_ids).reshape(-1)
+
+        def window_mask(b, h, q_idx, kv_idx):
+            return (pos[q_idx] - pos[kv_idx]) < window
+
+    window_mask.__name__ = f"sliding_window_{window}"
+    return window_mask
+
+
+def anchor(plan: "Plan", name: str) -> MaskFunction:
+    """Every token sees the tokens of segment ``name`` (an attention sink / shared instruction)."""
+    start, end = plan.spans[name] if name in plan else (None, None)
+    if start is None:
+        raise PlanError(f"anchor names unknown segment {name!r} (known: {', '.join(plan.names)})")
+
+    def anchor_mask(b, h, q_idx, kv_idx):
+        return (kv_idx >= start) & (kv_idx < end)
+
+    anchor_mask.__name__ = f"anchor_{name}"
+    return anchor_mask
+
+
+def offset_mask_function(fn: MaskFunction, q_offset: int = 0, kv_offset: int = 0) -> MaskFunction:
+    """Evaluate ``fn`` at shifted indices: rows of a plan seen from a later query block (prefill on a cache)."""
+
+    def shifted(b, h, q_idx, kv_idx):
+        return fn(b, h, q_idx + q_offset, kv_idx + kv_offset)
+
+    shifted.__name__ = getattr(fn, "__name__", "fn") + f"_offset{q_offset}_{kv_offset}"
+    return shifted
+
+
+# --------------------------------------------------------------------------------------------- dense
+def to_additive(mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Bool (True = attend) → additive float, 0 where allowed and ``finfo(dtype).min`` elsewhere."""
+    zero = torch.zeros((), dtype=dtype, device=mask.device)
+    blocked = torch.full((), torch.finfo(dtype).min, dtype=dtype, device=mask.device)
+    return torch.where(mask, zero, blocked)
+
+
+def dense_mask(
+    plan: "Plan",
+    kind: str = "bool",
+    dtype: torch.dtype = torch.float32,
+    device=None,
+    refine: MaskFunction | None = None,
+    rows: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """``[1, 1, q, N]`` mask for the plan (``rows`` picks a query range; default all N rows).
+
+    ``kind="bool"`` (True = attend) suits sdpa; ``kind="additive"`` (0 / finfo.min) suits eager attention —
+    never hand a bool mask to eager attention: transformers adds it to the scores silently.
+    """
+    if kind not in ("bool", "additive"):
+        raise ValueError(f"kind must be 'bool' or 'additive', got {kind!r}")
+    n = len(plan)
+    q0, q1 = rows if rows is not None else (0, n)
+    q_idx = torch.arange(q0, q1, device=device)[:, None]
+    kv_idx = torch.arange(n, device=device)[None, :]
+    fn = plan_mask_function(plan, device=device)
+    if refine is not None:
+        fn = and_masks(fn, refine)
+    mask = fn(None, None, q_idx, kv_idx)
+    mask = mask[None, None]
+    return mask if kind == "bool" else to_additive(mask, dtype)
+
+
+# --------------------------------------------------------------------------------------------- block mask
+def _allowed_rectangles(plan: "Plan") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Disjoint token rectangles whose union is the plan's mask.
+
+    Returns row starts/ends, column starts/ends, and a flag for causal self-rectangles (lower triangle only).
+    Each (viewer, viewed) segment pair contributes one rectangle, so they never overlap.
+    """
+    offsets = plan.offsets.numpy()
+    causal = plan.causal_flags.numpy()
+    adjacency = plan.adjacency.numpy()
+    viewers, viewed = np.nonzero(adjacency)
+    selves = np.arange(plan.num_segments)
+    rows = np.concatenate([selves, viewers])
+    cols = np.concatenate([selves, viewed])
+    triangle = np.concatenate([causal, np.zeros(len(viewers), dtype=bool)])
+    return offsets[rows], offsets[rows + 1], offsets[cols], offsets[cols + 1], triangle
+
+
+def _block_counts(plan: "Plan", block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Allowed-element count and area of every (query block, key block) tile, from segment ranges alone."""
+    n = len(plan)
+    nb = (n + block_size - 1) // block_size
+    r0, r1, c0, c1, tri = _allowed_rectangles(plan)
+    rb0, rb1 = r0 // block_size, (r1 - 1) // block_size
+    cb0, cb1 = c0 // block_size, (c1 - 1) // block_size
+    nr, nc = rb1 - rb0 + 1, cb1 - cb0 + 1
+    # enumerate the tiles each rectangle touches (vectorised: repeat per rectangle, then offsets within it)
+    per_rect = nr * nc
+    rect = np.repeat(np.arange(len(r0)), per_rect)
+    local = np.arange(per_rect.sum()) - np.repeat(np.cumsum(per_rect) - per_rect, per_rect)
+    bi = rb0[rect] + local // nc[rect]
+    bj = cb0[rect] + local % nc[rect]
+    # overlap of the rectangle with the tile, per axis
+    row_lo = np.maximum(r0[rect], bi * block_size)
+    row_hi = np.minimum(r1[rect], (bi + 1) * block_size)
+    col_lo = np.maximum(c0[rect], bj * block_size)
+    col_hi = np.minimum(c1[rect], (bj + 1) * block_size)
+    count = (row_hi - row_lo) * (col_hi - col_lo)
+    is_tri = tri[rect]
+    if is_tri.any():
+        # causal self-rectangles: rows and columns span the same tokens. Tiles above the diagonal hold nothing,
+        # tiles below it are full rectangles, and the diagonal tile holds the lower triangle with its diagonal.
+        m = row_hi - row_lo
+        count = np.where(is_tri & (bi < bj), 0, count)
+        count = np.where(is_tri & (bi == bj), m * (m + 1) // 2, count)
+    counts = np.bincount(bi * nb + bj, weights=count, minlength=nb * nb).astype(np.int64)
+    sizes = np.minimum(block_size, n - np.arange(nb) * block_size)
+    area = sizes[:, None] * sizes[None, :]
+    return counts.reshape(nb, nb), area
+
+
+def _ordered(dense: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row: the number of marked columns, and their indices first (ascending), as create_block_mask orders them."""
+    num = dense.sum(-1, dtype=torch.int32)
+    indices = torch.argsort(dense.to(torch.int8), dim=-1, descending=True, stable=True).to(torch.int32)
+    return num, indices
+
+
+def block_mask(plan: "Plan", block_size: int = 128, device=None, refine: MaskFunction | None = None):
+    """A FlexAttention ``BlockMask`` whose tiles are classified empty / partial / full from segment ranges.
+
+    No N x N tensor is built: the cost is O(tiles touched by segment pairs) plus O((N / block_size)^2).
+    With a ``refine`` mask function, tiles that the plan fills become partial (the refinement may cut them).
+    """
+    from torch.nn.attention.flex_attention import BlockMask
+
+    if block_size < 1:
+        raise ValueError(f"block_size must be positive, got {block_size}")
+    plan._require_segments()
+    n = len(plan)
+    counts, area = _block_counts(plan, block_size)
+    counts_t = torch.from_numpy(counts)
+    area_t = torch.from_numpy(area)
+    nonempty = counts_t > 0
+    if refine is None:
+        full = counts_t == area_t
+    else:
+        full = torch.zeros_like(nonempty)
+    partial = nonempty & ~full
+    kv_num, kv_idx = _ordered(partial)
+    full_num, full_idx = _ordered(full)
+    q_num, q_idx = _ordered(partial.T.contiguous())
+    full_q_num, full_q_idx = _ordered(full.T.contiguous())
+    fn = plan_mask_function(plan, device=device)
+    if refine is not None:
+        fn = and_masks(fn, refine)
+
+    def expand(t):
+        return t[None, None].contiguous().to(device) if device is not None else t[None, None].contiguous()
+
+    return BlockMask(
+        seq_lengths=(n, n),
+        kv_num_blocks=expand(kv_num),
+        kv_indices=expand(kv_idx),
+        full_kv_num_blocks=expand(full_num),
+        full_kv_indices=expand(full_idx),
+        q_num_blocks=expand(q_num),
+        q_indices=expand(q_idx),
+        full_q_num_blocks=expand(full_q_num),
+        full_q_indices=expand(full_q_idx),
+        BLOCK_SIZE=(block_size, block_size),
+        mask_mod=fn,
+    )
+
+
+# --------------------------------------------------------------------------------------------- schedule
+def _find_cycle(names: list[str], sees: dict[str, list[str]]) -> list[str]:
+    """One cycle of the visibility graph, as names, found by an iterative DFS."""
+    state = {name: 0 for name in names}  # 0 new, 1 on stack, 2 done
+    for root in names:
+        if state[root]:
+            continue
+        stack = [(root, iter(sees[root]))]
+        path = [root]
+        state[root] = 1
+        while stack:
+            node, children = stack[-1]
+            advanced = False
+            for child in children:
+                if state[child] == 1:
+                    return path[path.index(child):] + [child]
+                if state[child] == 0:
+                    state[child] = 1
+                    stack.append((child, iter(sees[child])))
+                    path.append(child)
+                    advanced = True
+                    break
+            if not advanced:
+                state[node] = 2
+                stack.pop()
+                path.pop()
+    return []
+
+
+def schedule(plan: "Plan") -> list[list[str]]:
+    """Dependency levels for KV reuse: level k holds segments whose seen segments all lie in levels < k.
+
+    A segment's keys and values depend only on itself and the segments it sees, so each level can be encoded
+    as prefills on caches holding exactly what each segment sees. Within a level, plan order is kept.
+    """
+    names = plan.names
+    sees = {name: plan.sees(name) for name in names}
+    level: dict[str, int] = {}
+    remaining = {name: len(sees[name]) for name in names}
+    seen_by: dict[str, list[str]] = {name: [] for name in names}
+    for viewer, viewed_list in sees.items():
+        for viewed in viewed_list:
+            seen_by[viewed].append(viewer)
+    frontier = [name for name in names if remaining[name] == 0]
+    for name in frontier:
+        level[name] = 0
+    while frontier:
+        nxt = []
+        for name in frontier:
+            for viewer in seen_by[name]:
+                remaining[viewer] -= 1
+                level[viewer] = max(level.get(viewer, 0), level[name] + 1)
+                if remaining[viewer] == 0:
+                    nxt.append(viewer)
+        frontier = nxt
+    if len(level) < len(names) or any(remaining[n] for n in names):
+        cycle = _find_cycle(names, sees)
+        raise PlanError(
+            "visibility is cyclic (" + " -> ".join(cycle) + "), so segments cannot be encoded one after another "
+            "for KV reuse; use backend='dense' or 'flex', or remove an edge of the cycle"
+        )
+    depth = max(level.values()) + 1 if level else 0
+    levels: list[list[str]] = [[] for _ in range(depth)]
+    for name in names:
+        levels[level[name]].append(name)
+    return levels
