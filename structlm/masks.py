@@ -184,8 +184,8 @@ def _allowed_rectangles(plan: "Plan") -> tuple[np.ndarray, np.ndarray, np.ndarra
     return offsets[rows], offsets[rows + 1], offsets[cols], offsets[cols + 1], triangle
 
 
-def _block_counts(plan: "Plan", block_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Allowed-element count and area of every (query block, key block) tile, from segment ranges alone."""
+def _block_counts(plan: "Plan", block_size: int) -> np.ndarray:
+    """Allowed-element count of every (query block, key block) tile, from segment ranges alone."""
     n = len(plan)
     nb = (n + block_size - 1) // block_size
     r0, r1, c0, c1, tri = _allowed_rectangles(plan)
@@ -212,9 +212,7 @@ def _block_counts(plan: "Plan", block_size: int) -> tuple[np.ndarray, np.ndarray
         count = np.where(is_tri & (bi < bj), 0, count)
         count = np.where(is_tri & (bi == bj), m * (m + 1) // 2, count)
     counts = np.bincount(bi * nb + bj, weights=count, minlength=nb * nb).astype(np.int64)
-    sizes = np.minimum(block_size, n - np.arange(nb) * block_size)
-    area = sizes[:, None] * sizes[None, :]
-    return counts.reshape(nb, nb), area
+    return counts.reshape(nb, nb)
 
 
 def _ordered(dense: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -236,12 +234,11 @@ def block_mask(plan: "Plan", block_size: int = 128, device=None, refine: MaskFun
         raise ValueError(f"block_size must be positive, got {block_size}")
     plan._require_segments()
     n = len(plan)
-    counts, area = _block_counts(plan, block_size)
-    counts_t = torch.from_numpy(counts)
-    area_t = torch.from_numpy(area)
+    counts_t = torch.from_numpy(_block_counts(plan, block_size))
     nonempty = counts_t > 0
     if refine is None:
-        full = counts_t == area_t
+        # A ragged last tile is never full (its padding is masked), as create_block_mask classifies it.
+        full = counts_t == block_size * block_size
     else:
         full = torch.zeros_like(nonempty)
     partial = nonempty & ~full
