@@ -161,7 +161,7 @@ class Node:
     """A syntax-tree node. Leaves have ``text`` (a str) and no children; non-terminals have children.
 
     Leaves are tree-sitter's childless nodes (identifiers, keywords, punctuation — named or not) plus the
-    spec's ``leaf_types`` (string literals, kept whole). ``comment`` marks the spec's comment types.
+    spec's ``leaf_types`` (string literals) and ``comment_types``, kept whole. ``comment`` marks comments.
     Byte offsets index ``CodeTree.source`` (``-1`` for trees rebuilt from a sequence).
     """
 
@@ -286,8 +286,8 @@ def _decode(data: bytes) -> str:
 
 def _convert(ts_root, source: bytes, spec: LanguageSpec) -> Node:
     """tree-sitter tree -> Node tree with a cursor walk (one pass, no recursion)."""
-    leaf_types = spec.leaf_types
     comment_types = spec.comment_types
+    whole = spec.leaf_types | comment_types  # string literals and comments are single leaves
     cursor = ts_root.walk()
     root: Node | None = None
     parents: list[Node] = []
@@ -295,7 +295,7 @@ def _convert(ts_root, source: bytes, spec: LanguageSpec) -> Node:
         ts = cursor.node
         kind = ts.type
         start, end = ts.start_byte, ts.end_byte
-        if ts.child_count == 0 or kind in leaf_types:
+        if ts.child_count == 0 or kind in whole:
             node = Node(kind, None, _decode(source[start:end]), start, end, kind in comment_types)
             descend = False
         else:

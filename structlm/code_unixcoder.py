@@ -61,12 +61,17 @@ class Markers:
         return self.right.replace("{type}", node_type)
 
     def parse(self, token: str) -> tuple[str, str] | None:
-        """``("left" | "right", type)`` when ``token`` is a marker, else None."""
+        """``("left" | "right", type)`` when ``token`` is a marker, else None.
+
+        When both spellings match (``<{type}>`` also matches ``</x>``), the more specific one wins.
+        """
+        found = None
         for side, fmt in (("left", self.left), ("right", self.right)):
             prefix, suffix = self._parts(fmt)
             if len(token) > len(prefix) + len(suffix) and token.startswith(prefix) and token.endswith(suffix):
-                return side, token[len(prefix) : len(token) - len(suffix)]
-        return None
+                if found is None or len(prefix) + len(suffix) > found[0]:
+                    found = (len(prefix) + len(suffix), side, token[len(prefix) : len(token) - len(suffix)])
+        return None if found is None else (found[1], found[2])
 
 
 def _root(tree: CodeTree | Node) -> Node:

