@@ -1,0 +1,9 @@
+"""The runtime: execute any Plan on a Hugging Face model (``StructuredLM``), with cached segment KV."""
+from structlm.hf.cache import CacheEntry, SegmentCache, model_fingerprint
+from structlm.hf.errors import BackendError, CacheError, CacheMismatchError, CorruptCacheError, PositionRangeError
+from structlm.hf.model import PlanState, StructuredLM, StructuredOutput
+
+__all__ = [
+    "StructuredLM", "StructuredOutput", "PlanState", "SegmentCache", "CacheEntry", "model_fingerprint",
+    "BackendError", "CacheError", "CacheMismatchError", "CorruptCacheError", "PositionRangeError",
+]
