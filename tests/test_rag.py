@@ -192,7 +192,7 @@ def test_graph_kv_rag_variants():
     chain = rag.graph_kv_rag(None, chunks, [9], top_m=[1, 2])  # Top-1 -> Top-2..3 -> rest
     assert chain.sees("chunk3") == ["chunk4"] and chain.sees("chunk2") == ["chunk4"]
     assert sorted(chain.sees("chunk0")) == ["chunk2", "chunk3"] and sorted(chain.sees("chunk1")) == ["chunk2", "chunk3"]
-    assert positions(chain, "chunk0") == [2] and positions(chain, "chunk1") == [2, 3]
+    assert positions(chain, "chunk0") == [4] and positions(chain, "chunk1") == [4, 5]  # after chunk3 (1..3)
     full = rag.graph_kv_rag(None, chunks, [9], top_m="full")
     assert len(full.names) == 11
     assert full.sees("chunk1.target") == [f"chunk{i}" for i in range(5)]
