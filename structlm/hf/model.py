@@ -72,6 +72,14 @@ def _is_decoder(model: torch.nn.Module) -> bool:
     return bool(getattr(model, "can_generate", lambda: False)())
 
 
+def _position_offset(model: torch.nn.Module) -> int:
+    """RoBERTa-style models count positions from ``padding_idx + 1``: plan position 0 is table row pad + 1."""
+    for module in model.modules():
+        if hasattr(module, "create_position_ids_from_input_ids") and getattr(module, "padding_idx", None) is not None:
+            return int(module.padding_idx) + 1
+    return 0
+
+
 class StructuredLM:
     """Wraps a transformers model (decoder or encoder) and executes Plans on it.
 
@@ -87,6 +95,7 @@ class StructuredLM:
         reposition: str = "off",
         strict_positions: bool = True,
         flex_block_size: int = 128,
+        position_offset: int | None = None,
     ) -> None:
         if reposition not in ("off", "exact", "any"):
             raise ValueError(f"reposition must be 'off', 'exact' or 'any', got {reposition!r}")
@@ -100,6 +109,7 @@ class StructuredLM:
         self.strict_positions = strict_positions
         self.flex_block_size = flex_block_size
         self.repositioned = 0
+        self.position_offset = _position_offset(model) if position_offset is None else int(position_offset)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, tokenizer: bool | Any = True, attn_implementation: str = "sdpa",
@@ -107,7 +117,7 @@ class StructuredLM:
         """Load a model (causal LM when the checkpoint has one, else the bare encoder) and its tokenizer."""
         from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
-        wrapper_keys = {"cache", "reposition", "strict_positions", "flex_block_size"}
+        wrapper_keys = {"cache", "reposition", "strict_positions", "flex_block_size", "position_offset"}
         wrapper_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in wrapper_keys}
         config = AutoConfig.from_pretrained(name_or_path)
         load = dict(attn_implementation=attn_implementation, **kwargs)
@@ -198,7 +208,7 @@ class StructuredLM:
                 f"looked up; use integer positions"
             )
         low = positions.min().item()
-        high = positions.max().item() + extra_positions
+        high = positions.max().item() + extra_positions + self.position_offset
         limit = getattr(self.config, "max_position_embeddings", None)
         if low < 0:
             raise PositionRangeError(f"plan has negative positions (min {low}); positions start at 0")
@@ -236,7 +246,8 @@ class StructuredLM:
         return {"input_ids": segment.input_ids.to(self.device)[None]}
 
     def _positions(self, positions: torch.Tensor) -> torch.Tensor:
-        return positions.to(self.device)
+        positions = positions.to(self.device)
+        return positions + self.position_offset if self.position_offset else positions
 
     # ----------------------------------------------------------------------------------------- forward
     def choose_backend(self, plan: Plan, output_hidden_states: bool = False) -> str:
@@ -455,7 +466,7 @@ class StructuredLM:
             inputs = plan.inputs_embeds(embedding, dtype=self.dtype)[0]
             embeds.append(torch.cat([inputs, inputs.new_zeros(longest - n, inputs.shape[-1])]))
         mask = self._format_mask(torch.stack(masks)[:, None], kind)
-        batch_positions = torch.stack(positions).to(self.device)
+        batch_positions = self._positions(torch.stack(positions))
         batch_embeds = torch.stack(embeds)
         with torch.no_grad(), self._implementation(implementation):
             if self.is_decoder:
