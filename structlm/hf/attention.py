@@ -97,6 +97,10 @@ class APE:
         """The power e on Z_C: S·T (repo) or S (paper)."""
         return self.scale * self.temperature if self.convention == "repo" else self.scale
 
+    def affected_segments(self, plan: "Plan") -> list[str]:
+        """Segments whose outputs APE changes (query roles); every other segment may come from the cache."""
+        return [s.name for s in plan if s.role in self.query_roles]
+
     def token_roles(self, plan: "Plan") -> tuple[torch.Tensor, torch.Tensor]:
         """``[N]`` bool vectors: is each plan token an APE query row / a context key."""
         seg_ids = plan.segment_ids
