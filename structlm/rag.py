@@ -123,21 +123,25 @@ def _ids(tokenizer, value: Text, part: str, what: str, template: TemplateLike | 
         if not text:
             return []
         return list(tokenizer.encode(text, add_special_tokens=False))
-    if isinstance(value, torch.Tensor):
-        if value.dim() == 2 and value.shape[0] == 1:
-            value = value[0]
-        if value.dim() != 1 or value.is_floating_point() or value.dtype == torch.bool:
-            raise ValueError(f"{what}: token ids must be a 1-D integer sequence, got {value.dtype} {tuple(value.shape)}")
-        ids = value.tolist()
-    else:
+    if not isinstance(value, torch.Tensor):
         try:
-            ids = list(value)
+            value = list(value)
         except TypeError:
             raise TypeError(f"{what} must be a string or a sequence of token ids, got {type(value).__name__}") from None
-    for token in ids:
-        if isinstance(token, bool) or not isinstance(token, int) or token < 0:
-            raise ValueError(f"{what}: token ids must be non-negative integers, got {token!r}")
-    return ids
+        if any(type(token) is bool for token in value):
+            raise ValueError(f"{what}: token ids must be non-negative integers, got a bool")
+        try:
+            value = torch.tensor(value) if value else torch.zeros(0, dtype=torch.long)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"{what}: token ids must be non-negative integers, got {value[:8]!r}...") from None
+    if value.dim() == 2 and value.shape[0] == 1:
+        value = value[0]
+    if value.dim() != 1 or value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+        raise ValueError(f"{what}: token ids must be non-negative integers (a 1-D integer sequence), "
+                         f"got {value.dtype} {tuple(value.shape)}")
+    if value.numel() and int(value.min()) < 0:
+        raise ValueError(f"{what}: token ids must be non-negative integers, got {int(value.min())}")
+    return value.to(torch.long).tolist()
 
 
 def _prefix_ids(tokenizer, prefix: Text, template: TemplateLike | None, add_bos: bool | None) -> list[int]:

@@ -115,6 +115,10 @@ def test_bad_inputs(tok):
         rag.parallel(None, [[1, -2]], [3])
     with pytest.raises(ValueError, match="non-negative integers"):
         rag.parallel(None, [[1, 2.5]], [3])
+    with pytest.raises(ValueError, match="non-negative integers"):
+        rag.parallel(None, [[1, True]], [3])
+    with pytest.raises(ValueError, match="non-negative integers"):
+        rag.parallel(None, [torch.tensor([[1, 2], [3, 4]])], [3])
     with pytest.raises(ValueError, match="reserved"):
         rag.parallel(None, [[1]], [3], names=["query"])
     with pytest.raises(ValueError, match="duplicate"):
