@@ -500,7 +500,7 @@ def _pull_or(reverse: CSRGraph, frontier: np.ndarray, nonempty: np.ndarray, star
     """
     out = np.zeros_like(frontier)
     if len(starts):
-        np.take(frontier, reverse.indices, out=gathered)
+        np.take(frontier, reverse.indices, out=gathered, mode="clip")  # 'raise' would buffer out
         out[nonempty] = np.bitwise_or.reduceat(gathered, starts)
     return out
 
@@ -633,14 +633,19 @@ def anchor_distances(
         width = len(sources)
         planes, visited, depth = _bfs_bitplanes(g, sources, max_distance)
         deepest = max(deepest, depth)
+        # Unreached pairs get the all-ones code 2^P - 1 (> every depth); a lookup table turns codes into output.
+        while len(planes) < (depth + 1).bit_length():
+            planes.append(np.zeros(n, dtype=np.uint64))
+        missing = ~visited
         level_dtype = np.uint8 if len(planes) <= 8 else np.uint16 if len(planes) <= 16 else np.uint32
+        table = np.arange(1 << len(planes), dtype=dt)
+        table[-1] = dt.type(unreachable)
         for lo in range(0, n, rows_per_chunk):
             hi = min(n, lo + rows_per_chunk)
-            dist = np.zeros((hi - lo, width), dtype=level_dtype)
+            code = np.zeros((hi - lo, width), dtype=level_dtype)
             for bit, plane in enumerate(planes):
-                dist |= _unpack(plane[lo:hi], width).astype(level_dtype) << level_dtype(bit)
-            reached = _unpack(visited[lo:hi], width).astype(bool)
-            out[lo:hi, base:base + width] = np.where(reached, dist, dt.type(unreachable))
+                code |= _unpack(plane[lo:hi] | missing[lo:hi], width).astype(level_dtype) << level_dtype(bit)
+            out[lo:hi, base:base + width] = table[code]
     # BFS depths are contiguous, so the sentinel is ambiguous exactly when it is a depth some search reached.
     if float(unreachable).is_integer() and 0 <= float(unreachable) <= deepest:
         raise ValueError(f"unreachable={unreachable!r} equals a real distance in this graph; pick another value")
