@@ -37,6 +37,7 @@ __all__ = [
     "citation",
     "graph_kv_rounds",
     "context_names",
+    "demo_tokenizer",
 ]
 
 Text = Union[str, Sequence[int], torch.Tensor]
@@ -266,6 +267,27 @@ def sequential(
         position += len(ids)
     plan.add(Segment(QUERY, input_ids=query_ids, start=position, role="query"), sees=list(earlier))
     return plan
+
+
+def demo_tokenizer(texts: Iterable[str], bos: bool = True):
+    """A whitespace word-level tokenizer over the words of ``texts``, built in memory (no downloads).
+
+    Why: demos and tests run offline on tiny random models. Ids 0–3 are ``<pad> <s> </s> <unk>``; with
+    ``bos=True`` it prepends ``<s>`` by default, like Llama's tokenizer.
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    words: dict[str, int] = {w: i for i, w in enumerate(["<pad>", "<s>", "</s>", "<unk>"])}
+    for text in texts:
+        for word in text.split():
+            words.setdefault(word, len(words))
+    tok = Tokenizer(models.WordLevel(words, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    if bos:
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                   pad_token="<pad>")
 
 
 def context_names(plan: Plan, roles: Iterable[str] = ("context", "source", "target")) -> list[str]:

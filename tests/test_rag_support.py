@@ -11,17 +11,9 @@ WORDS = (
 
 def tiny_tokenizer(bos: bool = True):
     """A word-level fast tokenizer built in memory; with ``bos=True`` it prepends ``<s>`` like Llama's."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+    from structlm.rag import demo_tokenizer
 
-    vocab = {w: i for i, w in enumerate(["<pad>", "<s>", "</s>", "<unk>"] + WORDS)}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    if bos:
-        tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
-    )
+    return demo_tokenizer([" ".join(WORDS)], bos=bos)
 
 
 def tiny_model(arch: str = "llama", layers: int = 2, vocab: int = 64, seed: int = 0, attn: str = "eager", **extra):
