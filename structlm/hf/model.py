@@ -20,7 +20,9 @@ from transformers.utils import ModelOutput
 
 from structlm.hf.cache import CacheEntry, SegmentCache, model_fingerprint, segment_key
 from structlm.hf.errors import BackendError, PositionRangeError
+from structlm.hf.room import JoinedContexts, with_room, room_cache
 from structlm.hf.rope import rerotate_keys
+from structlm.hf.sdpa import IMPLEMENTATION as GROUPED_SDPA
 from structlm.masks import to_additive
 from structlm.plan import Plan, PlanError, Segment
 
@@ -51,6 +53,12 @@ class PlanState:
     def joined(self, names: Sequence[str]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per-layer keys and values of the named segments, concatenated in the given order."""
         return _join([self.entries[n] for n in names])
+
+
+def _parts(entries: Sequence[CacheEntry]) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
+    """Per layer, the keys (and values) of each entry, in order: what a joined cache is built from."""
+    layers = len(entries[0].keys)
+    return [[e.keys[i] for e in entries] for i in range(layers)], [[e.values[i] for e in entries] for i in range(layers)]
 
 
 def _join(entries: Sequence[CacheEntry]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -109,6 +117,7 @@ class StructuredLM:
         self.strict_positions = strict_positions
         self.flex_block_size = flex_block_size
         self.repositioned = 0
+        self._joined = JoinedContexts()
         self.position_offset = _position_offset(model) if position_offset is None else int(position_offset)
 
     @classmethod
@@ -182,18 +191,19 @@ class StructuredLM:
         finally:
             self.model.set_attn_implementation(current)
 
-    def _mask_kind(self, implementation: str) -> str:
-        return "bool" if implementation == "sdpa" else "additive"
-
     def _format_mask(self, mask: torch.Tensor, kind: str) -> torch.Tensor:
         mask = mask.to(self.device)
         return mask if kind == "bool" else to_additive(mask, self.dtype)
 
     def _dense_implementation(self, attention) -> str:
+        """The attention a masked call runs with: the hook's, eager as is, else sdpa without K/V expansion."""
         if attention is not None:
             return attention.implementation
         current = self.config._attn_implementation
-        return current if current in ("sdpa", "eager") else "sdpa"
+        return "eager" if current == "eager" else GROUPED_SDPA
+
+    def _mask_kind(self, implementation: str) -> str:
+        return "bool" if implementation in ("sdpa", GROUPED_SDPA) else "additive"
 
     # ----------------------------------------------------------------------------------------- checks
     def check_plan(self, plan: Plan, extra_positions: int = 0) -> None:
@@ -334,10 +344,10 @@ class StructuredLM:
         return segment.embeds if segment.is_soft else segment.input_ids
 
     def _encode_segment(self, plan: Plan, segment: Segment, seen: list[str], state: dict[str, CacheEntry],
-                        output_hidden_states: bool, attention) -> tuple[CacheEntry, tuple | None]:
+                        seen_keys: list[str], output_hidden_states: bool, attention) -> tuple[CacheEntry, tuple | None]:
         """Prefill one segment on top of a cache holding exactly the segments it sees."""
-        past_keys, past_values = _join([state[name] for name in seen])
-        past = past_keys[0].shape[-2] if past_keys else 0
+        seen_entries = [state[name] for name in seen]
+        past = sum(len(e) for e in seen_entries)
         length = len(segment)
         own = torch.ones(length, length, dtype=torch.bool)
         if segment.causal:
@@ -353,7 +363,10 @@ class StructuredLM:
             own_rows = torch.arange(start, end)
             cols = [torch.arange(*spans[name]) for name in seen] + [own_rows]
             extra = attention.forward_kwargs(plan, own_rows, torch.cat(cols))
-        cache = DynamicCache(list(zip(past_keys, past_values))) if past else DynamicCache()
+        if past:
+            cache = self._joined.cache_for(tuple(seen_keys), lambda: _parts(seen_entries), room=length)
+        else:
+            cache = DynamicCache()
         with self._implementation(implementation):
             out = self._base(**self._segment_inputs(segment), attention_mask=mask,
                              position_ids=self._positions(segment.positions)[None], cache=cache, use_cache=True,
@@ -415,7 +428,7 @@ class StructuredLM:
                                                   seen_keys, include_positions=False)
                         entry = self._lookup(segment, key, content_key, seen)
                     if entry is None:
-                        entry, hidden_states = self._encode_segment(plan, segment, seen, state,
+                        entry, hidden_states = self._encode_segment(plan, segment, seen, state, seen_keys,
                                                                     output_hidden_states, attention)
                         if hidden_states is not None:
                             layer_states[name] = hidden_states
@@ -573,10 +586,11 @@ class StructuredLM:
             entries = plan_state.entries
         else:
             entries = self._dense_entries(plan, attention)
-        keys, values = _join([entries[name] for name in visible])
+        layer_keys, layer_values = _parts([entries[name] for name in visible])
         spans = plan.spans
         cols = torch.cat([torch.arange(*spans[name]) for name in visible])
-        cache = DynamicCache(list(zip(keys, values)))
+        cache = room_cache([with_room(k, max_new_tokens) for k in layer_keys],
+                           [with_room(v, max_new_tokens) for v in layer_values], cols.numel())
         position = last.end_position
         implementation = self._dense_implementation(attention)
         kind = "additive" if attention is not None else self._mask_kind(implementation)
