@@ -1,0 +1,19 @@
+"""The Python examples in the README and the runtime guide run as written."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/runtime.md"])
+def test_python_blocks_run(page, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / page).read_text(), re.S)
+    assert blocks, f"{page} has no python example"
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, f"{page}", "exec"), namespace)
