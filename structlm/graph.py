@@ -617,7 +617,13 @@ def anchor_distances(
     take 1 GB in int32, so pass ``dtype=np.int16`` when memory matters.
     """
     g = as_graph(graph)
-    index = g.index(anchors)
+    return distances_from_index(g, g.index(anchors), max_distance, unreachable, dtype)
+
+
+def distances_from_index(g: CSRGraph, index: np.ndarray, max_distance: int | None = None,
+                         unreachable: float = UNREACHABLE, dtype: Any = None) -> np.ndarray:
+    """:func:`anchor_distances` for anchors given as internal node indices (no id lookup)."""
+    index = np.asarray(index, dtype=np.int64)
     if max_distance is not None:
         max_distance = _check_radius(max_distance)
     dt = _output_dtype(unreachable, dtype)
