@@ -263,3 +263,18 @@ def test_float_positions_reach_rotary_models():
     with torch.no_grad():
         ref = m(plan.input_ids, attention_mask=mask, position_ids=plan.position_ids, use_cache=False).logits
     assert torch.allclose(lm.forward(plan, backend="reuse").logits, ref, atol=TOL)
+
+
+def test_auto_backend_choice():
+    decoder = StructuredLM(model("llama"))
+    assert decoder.choose_backend(ladder_plan()) == "reuse"
+    assert decoder.choose_backend(ladder_plan(), output_hidden_states=True) == "dense"
+    encoder = StructuredLM(model("bert"), strict_positions=False)
+    sparse = Plan([Segment(f"s{i}", input_ids=torch.ones(1024, dtype=torch.long), causal=False) for i in range(8)])
+    dense_plan = Plan([Segment("all", input_ids=torch.ones(8192, dtype=torch.long), causal=False)])
+    assert encoder.choose_backend(ladder_plan()) == "dense"
+    assert encoder.choose_backend(dense_plan) == "dense"  # nothing to skip: no compile
+    import shutil
+
+    expected = "flex" if (shutil.which("g++") or shutil.which("c++")) else "dense"
+    assert encoder.choose_backend(sparse) == expected

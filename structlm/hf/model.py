@@ -264,9 +264,19 @@ class StructuredLM:
         """What ``backend="auto"`` runs: reuse for acyclic decoder plans, flex for large plans, else dense."""
         if self.is_decoder and not output_hidden_states and plan.is_acyclic():
             return "reuse"
-        if len(plan) >= FLEX_AUTO_TOKENS and self.device.type != "cpu":
-            return "flex"
+        if len(plan) >= FLEX_AUTO_TOKENS and self._flex_available():
+            tiles = plan.block_mask(block_size=self.flex_block_size)
+            if tiles.sparsity() >= 50.0:  # percent of tiles skipped: worth a compile
+                return "flex"
         return "dense"
+
+    def _flex_available(self) -> bool:
+        """Flex needs model support, and on CPU a C++ compiler for the compiled kernel."""
+        import shutil
+
+        if not getattr(self.model, "_supports_flex_attn", False):
+            return False
+        return self.device.type != "cpu" or bool(shutil.which("g++") or shutil.which("c++"))
 
     def forward(
         self,
