@@ -662,7 +662,13 @@ def nearest_anchor_distance(graph: Any, anchors: Sequence[Hashable] | np.ndarray
                             max_distance: int | None = None, unreachable: int = UNREACHABLE) -> np.ndarray:
     """Hops from the nearest anchor to every node (one multi-source BFS): what coverage is measured with."""
     g = as_graph(graph)
-    index = g.index(anchors)
+    return nearest_from_index(g, g.index(anchors), max_distance, unreachable)
+
+
+def nearest_from_index(g: CSRGraph, index: np.ndarray, max_distance: int | None = None,
+                       unreachable: int = UNREACHABLE) -> np.ndarray:
+    """:func:`nearest_anchor_distance` for anchors given as internal node indices (no id lookup)."""
+    index = np.asarray(index, dtype=np.int64)
     if max_distance is not None:
         max_distance = _check_radius(max_distance)
     n = g.num_nodes
