@@ -115,15 +115,14 @@ def _bos_id(tokenizer) -> int | None:
     return bos if ids[:1] == [bos] else None
 
 
-def _ids(tokenizer, value: Text, part: str, what: str, template: TemplateLike | None) -> list[int]:
-    """Token ids of one part: strings through the template and the tokenizer without special tokens."""
+def _ids(tokenizer, value: Text, part: str, what: str, template: TemplateLike | None) -> torch.Tensor:
+    """Token ids [L] (long) of one part: strings through the template and the tokenizer without special tokens."""
     if isinstance(value, str):
         if tokenizer is None:
             raise ValueError(f"{what} is text but no tokenizer was given; pass a tokenizer or token ids")
         text = _apply_template(template, part, value)
-        if not text:
-            return []
-        return list(tokenizer.encode(text, add_special_tokens=False))
+        ids = tokenizer.encode(text, add_special_tokens=False) if text else []
+        return torch.tensor(ids, dtype=torch.long)
     if not isinstance(value, torch.Tensor):
         try:
             value = list(value)
@@ -142,13 +141,22 @@ def _ids(tokenizer, value: Text, part: str, what: str, template: TemplateLike | 
                          f"got {value.dtype} {tuple(value.shape)}")
     if value.numel() and int(value.min()) < 0:
         raise ValueError(f"{what}: token ids must be non-negative integers, got {int(value.min())}")
-    return value.to(torch.long).tolist()
+    return value.to(torch.long)
 
 
-def _prefix_ids(tokenizer, prefix: Text, template: TemplateLike | None, add_bos: bool | None) -> list[int]:
+def _with_bos(ids: torch.Tensor, bos: int) -> torch.Tensor:
+    if ids.numel() and int(ids[0]) == bos:
+        return ids
+    return torch.cat([torch.tensor([bos], dtype=torch.long), ids])
+
+
+def _prefix_ids(tokenizer, prefix: Text, template: TemplateLike | None, add_bos: bool | None) -> torch.Tensor:
     """Prefix ids with the tokenizer's BOS put once at the start (``add_bos=None``: when the tokenizer adds one)."""
     if isinstance(prefix, str):
-        ids = _ids(tokenizer, prefix, "prefix", "prefix", template) if (prefix or template is not None) else []
+        if prefix or template is not None:
+            ids = _ids(tokenizer, prefix, "prefix", "prefix", template)
+        else:
+            ids = torch.zeros(0, dtype=torch.long)
         if tokenizer is None:
             return ids
         bos = _bos_id(tokenizer) if add_bos is not False else None
@@ -156,16 +164,13 @@ def _prefix_ids(tokenizer, prefix: Text, template: TemplateLike | None, add_bos:
             bos = getattr(tokenizer, "bos_token_id", None)
             if bos is None:
                 raise ValueError("add_bos=True but the tokenizer has no bos_token_id")
-        if bos is not None and ids[:1] != [bos]:
-            ids = [bos] + ids
-        return ids
+        return ids if bos is None else _with_bos(ids, bos)
     ids = _ids(tokenizer, prefix, "prefix", "prefix", template)
     if add_bos:
         bos = getattr(tokenizer, "bos_token_id", None) if tokenizer is not None else None
         if bos is None:
             raise ValueError("add_bos=True needs a tokenizer with a bos_token_id")
-        if ids[:1] != [bos]:
-            ids = [bos] + ids
+        ids = _with_bos(ids, bos)
     return ids
 
 
@@ -200,11 +205,11 @@ def _parts(tokenizer, contexts, query, prefix, template, add_bos, names, default
     context_ids = []
     for i, ctx in enumerate(contexts):
         ids = _ids(tokenizer, ctx, "context", f"{default} {i}", template)
-        if not ids:
+        if ids.numel() == 0:
             raise ValueError(f"{default} {i} is empty after tokenization; drop it or give it some text")
         context_ids.append(ids)
     query_ids = _ids(tokenizer, query, "query", "query", template)
-    if not query_ids:
+    if query_ids.numel() == 0:
         raise ValueError("the query is empty after tokenization; the query segment needs at least one token")
     return prefix_ids, context_ids, query_ids, _names(names, len(context_ids), default)
 
@@ -228,7 +233,7 @@ def parallel(
     prefix_ids, context_ids, query_ids, names = _parts(tokenizer, contexts, query, prefix, template, add_bos, names)
     plan = Plan()
     base = []
-    if prefix_ids:
+    if prefix_ids.numel():
         plan.add(Segment(PREFIX, input_ids=prefix_ids, role="prefix"))
         base = [PREFIX]
     p = len(prefix_ids)
@@ -257,7 +262,7 @@ def sequential(
     plan = Plan()
     earlier: list[str] = []
     position = 0
-    if prefix_ids:
+    if prefix_ids.numel():
         plan.add(Segment(PREFIX, input_ids=prefix_ids, role="prefix"))
         earlier.append(PREFIX)
         position = len(prefix_ids)
@@ -389,7 +394,7 @@ def graph_kv(
             starts[i] = max((starts[s] + len(chunk_ids[s]) for s in sources[i]), default=p)
     plan = Plan()
     base = []
-    if prefix_ids:
+    if prefix_ids.numel():
         plan.add(Segment(PREFIX, input_ids=prefix_ids, role="prefix"))
         base = [PREFIX]
     for i in order:

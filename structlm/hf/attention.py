@@ -12,8 +12,9 @@ context keys, O = every other visible key — prefix, query, generated tokens):
     a_j = exp(s_j / T) · Z_C^(e−1) / (Z_C^e + Z_O)   for j ∈ C
     a_j = exp(s_j)                 / (Z_C^e + Z_O)   for j ∈ O
 
-computed as two partial attentions merged by their log-sum-exps in fp32:
-``out = softmax([e·lse_C, lse_O]) · [O_C, O_O]``. The exponent e depends on the convention:
+the official code computes two partial attentions merged by their log-sum-exps,
+``out = softmax([e·lse_C, lse_O]) · [O_C, O_O]``; here the same weights come from one fp32 softmax over
+``s_j/T + (e−1)·lse_C`` (context) and ``s_j`` (others), whose normaliser is ``Z_C^e + Z_O``. The exponent e depends on the convention:
 
 * ``convention="repo"`` (default; the official Infini-AI-Lab/APE code and its README defaults T = S = 0.9):
   ``e = S·T`` (the code multiplies ``lse_C`` by ``scale * temperature``);
@@ -142,20 +143,32 @@ def _mask_parts(mask: torch.Tensor | None, q_len: int, kv_len: int, device) -> t
     return allowed, torch.where(allowed, mask.to(torch.float32), torch.zeros((), device=device))
 
 
-def _scores(query, key, scaling, softcap, bias):
-    scores = torch.matmul(query.float(), key.float().transpose(-1, -2)) * scaling
+def _grouped(t: torch.Tensor, kv_heads: int, groups: int) -> torch.Tensor:
+    """A [B, 1 | H, r, kv] mask or bias viewed as [B, 1 | Hkv, 1 | g, r, kv] (query head h = kv head h // g)."""
+    if t.dim() == 0:
+        return t
+    if t.shape[1] == 1:
+        return t.unsqueeze(2)
+    return t.reshape(t.shape[0], kv_heads, groups, *t.shape[2:])
+
+
+def _scores(query: torch.Tensor, key: torch.Tensor, scaling: float, softcap: float | None) -> torch.Tensor:
+    """Logits [B, Hkv, g, r, kv] in fp32 without repeating grouped key heads; soft-capped like Gemma 2."""
+    batch, heads, rows, dim = query.shape
+    kv_heads = key.shape[1]
+    groups = heads // kv_heads
+    q = query.float().reshape(batch, kv_heads, groups * rows, dim)
+    scores = torch.matmul(q, key.float().transpose(-1, -2)).view(batch, kv_heads, groups, rows, -1) * scaling
     if softcap is not None:
         scores = torch.tanh(scores / softcap) * softcap
-    return scores + bias
+    return scores
 
 
-def _partial(scores: torch.Tensor, keep: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax attention restricted to ``keep``: (output, log-sum-exp); an empty partition gives (0, −inf)."""
-    scores = scores.masked_fill(~keep, float("-inf"))
-    lse = torch.logsumexp(scores, dim=-1, keepdim=True)
-    safe = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))
-    probs = torch.exp(scores - safe)  # exp(-inf) = 0 for dropped keys
-    return torch.matmul(probs, value.float()), lse
+def _weighted(probs: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """probs [B, Hkv, g, r, kv] @ value [B, Hkv, kv, D] -> [B, H, r, D]."""
+    batch, kv_heads, groups, rows, kv = probs.shape
+    out = torch.matmul(probs.reshape(batch, kv_heads, groups * rows, kv), value.float())
+    return out.view(batch, kv_heads * groups, rows, -1)
 
 
 def ape_attention(
@@ -195,14 +208,10 @@ def ape_attention(
         )
         module._structlm_window_warned = True
     scaling = head_dim**-0.5 if scaling is None else scaling
-    groups = heads // key.shape[1]
-    if groups > 1:
-        key = key.repeat_interleave(groups, dim=1)
-        value = value.repeat_interleave(groups, dim=1)
+    kv_heads = key.shape[1]
+    groups = heads // kv_heads
     call: ApeCall | None = kwargs.get(KWARG)
     allowed, bias = _mask_parts(attention_mask, q_len, kv_len, query.device)
-    allowed = allowed.expand(batch, heads, q_len, kv_len)
-    bias = bias.expand(batch, heads, q_len, kv_len) if bias.dim() else bias
 
     out = torch.empty(batch, heads, q_len, head_dim, dtype=torch.float32, device=query.device)
     ape_rows = torch.zeros(q_len, dtype=torch.bool, device=query.device)
@@ -214,33 +223,38 @@ def ape_attention(
             )
         ape_rows = call.rows.to(query.device)
 
+    def rows_of(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return t if t.dim() == 0 else t[:, :, idx]
+
     plain = ~ape_rows
     if plain.any():
         idx = plain.nonzero().squeeze(-1)
-        rows_bias = bias[:, :, idx] if bias.dim() else bias
         if softcap is None:
-            # sdpa on the plain rows: an additive float mask carrying the same visibility
-            mask_f = torch.where(allowed[:, :, idx], rows_bias if bias.dim() else torch.zeros((), device=query.device),
-                                 torch.tensor(torch.finfo(torch.float32).min, device=query.device))
+            # sdpa on the plain rows, with an additive float mask carrying the same visibility and bias
+            blocked = torch.tensor(torch.finfo(torch.float32).min, device=query.device)
+            mask_f = torch.where(rows_of(allowed, idx), rows_of(bias, idx), blocked)
             out[:, :, idx] = F.scaled_dot_product_attention(
-                query[:, :, idx].float(), key.float(), value.float(), attn_mask=mask_f, scale=scaling
+                query[:, :, idx].float(), key.float(), value.float(), attn_mask=mask_f, scale=scaling,
+                enable_gqa=groups > 1,
             )
         else:
-            scores = _scores(query[:, :, idx], key, scaling, softcap, rows_bias)
-            o, _ = _partial(scores, allowed[:, :, idx], value)
-            out[:, :, idx] = o
+            scores = _scores(query[:, :, idx], key, scaling, softcap) + _grouped(rows_of(bias, idx), kv_heads, groups)
+            scores = scores.masked_fill(~_grouped(rows_of(allowed, idx), kv_heads, groups), float("-inf"))
+            out[:, :, idx] = _weighted(torch.nan_to_num(torch.softmax(scores, dim=-1), nan=0.0), value)
     if ape_rows.any():
         idx = ape_rows.nonzero().squeeze(-1)
-        scores = _scores(query[:, :, idx], key, scaling, softcap, bias[:, :, idx] if bias.dim() else bias)
-        visible = allowed[:, :, idx]
-        context = call.context.to(query.device)[None, None, None, :]
-        o_ctx, lse_ctx = _partial(scores / call.temperature, visible & context, value)
-        o_other, lse_other = _partial(scores, visible & ~context, value)
-        # merge the two partial attentions with weights softmax([e * lse_C, lse_O]) in fp32
-        merged = torch.cat([lse_ctx * call.exponent, lse_other], dim=-1)
-        weights = torch.softmax(merged, dim=-1)
-        weights = torch.nan_to_num(weights, nan=0.0)  # a row that sees nothing at all
-        out[:, :, idx] = weights[..., :1] * o_ctx + weights[..., 1:] * o_other
+        scores = _scores(query[:, :, idx], key, scaling, softcap) + _grouped(rows_of(bias, idx), kv_heads, groups)
+        visible = _grouped(rows_of(allowed, idx), kv_heads, groups)
+        context = call.context.to(query.device)
+        tempered = scores / call.temperature
+        # lse_C = log Z_C over the visible context keys; then one softmax over
+        #   t_j = s_j / T + (e - 1) lse_C  (context)   and   t_j = s_j  (others)
+        # whose normaliser is Z_C^e + Z_O: exactly the two-partition merge softmax([e lse_C, lse_O]).
+        lse_ctx = torch.logsumexp(tempered.masked_fill(~(visible & context), float("-inf")), dim=-1, keepdim=True)
+        logits = torch.where(context, tempered + (call.exponent - 1.0) * lse_ctx, scores)
+        logits = logits.masked_fill(~visible, float("-inf"))
+        probs = torch.nan_to_num(torch.softmax(logits, dim=-1), nan=0.0)  # a row that sees nothing gives 0
+        out[:, :, idx] = _weighted(probs, value)
     return out.to(query.dtype).transpose(1, 2).contiguous(), None
 
 
