@@ -20,7 +20,7 @@ from transformers.utils import ModelOutput
 
 from structlm.hf.cache import CacheEntry, SegmentCache, model_fingerprint, segment_key
 from structlm.hf.errors import BackendError, PositionRangeError
-from structlm.hf.room import JoinedContexts, with_room, room_cache
+from structlm.hf.room import JoinedContexts
 from structlm.hf.rope import rerotate_keys
 from structlm.hf.sdpa import IMPLEMENTATION as GROUPED_SDPA
 from structlm.masks import to_additive
@@ -202,6 +202,13 @@ class StructuredLM:
         current = self.config._attn_implementation
         return "eager" if current == "eager" else GROUPED_SDPA
 
+    def _call_setup(self, attention, allowed: torch.Tensor, plan: Plan, rows: torch.Tensor, cols: torch.Tensor):
+        """For one masked model call: the attention implementation, the mask in its format, and hook kwargs."""
+        implementation = self._dense_implementation(attention)
+        kind = "additive" if attention is not None else self._mask_kind(implementation)
+        extra = attention.forward_kwargs(plan, rows, cols) if attention is not None else {}
+        return implementation, self._format_mask(allowed, kind), extra
+
     def _mask_kind(self, implementation: str) -> str:
         return "bool" if implementation in ("sdpa", GROUPED_SDPA) else "additive"
 
@@ -308,13 +315,8 @@ class StructuredLM:
     __call__ = forward
 
     def _dense(self, plan: Plan, output_hidden_states: bool, attention) -> StructuredOutput:
-        implementation = self._dense_implementation(attention)
-        kind = "additive" if attention is not None else self._mask_kind(implementation)
-        mask = self._format_mask(plan.dense_mask("bool"), kind)
-        extra = {}
-        if attention is not None:
-            every = torch.arange(len(plan))
-            extra = attention.forward_kwargs(plan, every, every)
+        every = torch.arange(len(plan))
+        implementation, mask, extra = self._call_setup(attention, plan.dense_mask("bool"), plan, every, every)
         return self._run_full(plan, mask, implementation, output_hidden_states, extra)
 
     def _flex(self, plan: Plan, output_hidden_states: bool) -> StructuredOutput:
@@ -362,17 +364,11 @@ class StructuredLM:
         own = torch.ones(length, length, dtype=torch.bool)
         if segment.causal:
             own = torch.tril(own)
-        rows = torch.cat([torch.ones(length, past, dtype=torch.bool), own], dim=1)[None, None]
-        implementation = self._dense_implementation(attention)
-        kind = "additive" if attention is not None else self._mask_kind(implementation)
-        mask = self._format_mask(rows, kind)
-        extra = {}
-        if attention is not None:
-            spans = plan.spans
-            start, end = spans[segment.name]
-            own_rows = torch.arange(start, end)
-            cols = [torch.arange(*spans[name]) for name in seen] + [own_rows]
-            extra = attention.forward_kwargs(plan, own_rows, torch.cat(cols))
+        allowed = torch.cat([torch.ones(length, past, dtype=torch.bool), own], dim=1)[None, None]
+        spans = plan.spans
+        own_rows = torch.arange(*spans[segment.name])
+        cols = torch.cat([torch.arange(*spans[name]) for name in seen] + [own_rows])
+        implementation, mask, extra = self._call_setup(attention, allowed, plan, own_rows, cols)
         if past:
             cache = self._joined.cache_for(tuple(seen_keys), lambda: _parts(seen_entries), room=length)
         else:
@@ -578,89 +574,11 @@ class StructuredLM:
         attention: Any = None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """New tokens ``[1, T]``: they see the last segment and everything it sees; positions continue after it."""
-        if not self.is_decoder:
-            raise BackendError(f"{type(self.model).__name__} is an encoder: it cannot generate")
-        if max_new_tokens < 1:
-            raise ValueError("max_new_tokens must be at least 1")
-        if do_sample and (temperature <= 0 or not 0 < top_p <= 1):
-            raise ValueError("sampling needs temperature > 0 and 0 < top_p <= 1")
-        self.check_plan(plan, extra_positions=max_new_tokens)
-        if eos_token_id is None:
-            eos_token_id = getattr(self.config, "eos_token_id", None)
-        eos = set([eos_token_id] if isinstance(eos_token_id, int) else (eos_token_id or []))
-        last = plan.last_segment()
-        visible = plan.sees(last.name) + [last.name]
-        if plan.is_acyclic():
-            plan_state, _ = self.prefill(plan, attention=attention)
-            entries = plan_state.entries
-        else:
-            entries = self._dense_entries(plan, attention)
-        layer_keys, layer_values = _parts([entries[name] for name in visible])
-        spans = plan.spans
-        cols = torch.cat([torch.arange(*spans[name]) for name in visible])
-        cache = room_cache([with_room(k, max_new_tokens) for k in layer_keys],
-                           [with_room(v, max_new_tokens) for v in layer_values], cols.numel())
-        position = last.end_position
-        implementation = self._dense_implementation(attention)
-        kind = "additive" if attention is not None else self._mask_kind(implementation)
-        logits = self._head(entries[last.name].hidden[-1:])[0]
-        new_tokens: list[int] = []
-        with torch.no_grad():
-            for step in range(max_new_tokens):
-                token = self._pick(logits, do_sample, temperature, top_p, generator)
-                new_tokens.append(token)
-                if token in eos or step == max_new_tokens - 1:
-                    break
-                kv_len = cols.numel() + len(new_tokens)
-                mask = self._format_mask(torch.ones(1, 1, 1, kv_len, dtype=torch.bool), kind)
-                extra = {}
-                if attention is not None:
-                    all_cols = torch.cat([cols, torch.full((len(new_tokens),), -1)])
-                    extra = attention.forward_kwargs(plan, torch.tensor([-1]), all_cols)
-                dtype = torch.float32 if isinstance(position, float) else torch.long
-                with self._implementation(implementation):
-                    out = self._base(input_ids=torch.tensor([[token]], device=self.device), attention_mask=mask,
-                                     position_ids=torch.tensor([[position]], dtype=dtype, device=self.device),
-                                     cache=cache, use_cache=True, **extra)
-                cache = out.cache
-                position += 1
-                logits = self._head(out.last_hidden_state[:, -1])[0]
-        return torch.tensor([new_tokens], dtype=torch.long)
+        """New tokens ``[1, T]``: they see the last segment and everything it sees; positions continue after it.
 
-    def _dense_entries(self, plan: Plan, attention) -> dict[str, CacheEntry]:
-        """Per-segment keys/values from one dense forward: the prefill of a cyclic plan."""
-        implementation = self._dense_implementation(attention)
-        kind = "additive" if attention is not None else self._mask_kind(implementation)
-        mask = self._format_mask(plan.dense_mask("bool"), kind)
-        extra = {}
-        if attention is not None:
-            every = torch.arange(len(plan))
-            extra = attention.forward_kwargs(plan, every, every)
-        cache = DynamicCache()
-        with torch.no_grad(), self._implementation(implementation):
-            out = self._base(**self._inputs(plan), attention_mask=mask, position_ids=self._positions(plan.position_ids),
-                             cache=cache, use_cache=True, **extra)
-        entries = {}
-        for name, (start, end) in plan.spans.items():
-            entries[name] = CacheEntry(
-                keys=[layer.keys[:, :, start:end] for layer in out.cache.layers],
-                values=[layer.values[:, :, start:end] for layer in out.cache.layers],
-                hidden=out.last_hidden_state[0, start:end],
-                positions=plan[name].positions,
-            )
-        return entries
+        Greedy by default; ``do_sample`` with ``temperature`` / ``top_p`` (and a ``generator`` for seeds).
+        """
+        from structlm.hf.generation import generate
 
-    @staticmethod
-    def _pick(logits: torch.Tensor, do_sample: bool, temperature: float, top_p: float,
-              generator: torch.Generator | None) -> int:
-        if not do_sample:
-            return int(torch.argmax(logits).item())
-        probs = torch.softmax(logits.float() / temperature, dim=-1)
-        if top_p < 1.0:
-            sorted_probs, order = torch.sort(probs, descending=True)
-            keep = torch.cumsum(sorted_probs, 0) - sorted_probs < top_p
-            sorted_probs = torch.where(keep, sorted_probs, torch.zeros_like(sorted_probs))
-            probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
-            probs = probs / probs.sum()
-        return int(torch.multinomial(probs, 1, generator=generator).item())
+        return generate(self, plan, max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature,
+                        top_p=top_p, eos_token_id=eos_token_id, attention=attention, generator=generator)
