@@ -357,12 +357,13 @@ class _UncoveredBalls:
 
     def _refresh(self) -> None:
         full = self.full
-        keep = self.uncovered[full.indices].astype(bool)
-        counts = np.add.reduceat(keep.astype(np.int64), full.indptr[:-1]) if full.nnz else np.zeros(0, np.int64)
-        counts[np.diff(full.indptr) == 0] = 0
-        indptr = np.concatenate([[0], np.cumsum(counts)])
-        self.last = sp.csr_matrix((np.ones(int(indptr[-1]), dtype=bool), full.indices[keep], indptr),
-                                  shape=full.shape)
+        if self.count == full.shape[0]:
+            self.last = full
+        else:
+            keep = self.uncovered.astype(bool)[full.indices]
+            kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+            self.last = sp.csr_matrix((np.ones(int(kept_before[-1]), dtype=bool), full.indices[keep],
+                                       kept_before[full.indptr]), shape=full.shape)
         self.refreshed_at = self.count
 
     def balls(self, nodes: np.ndarray) -> sp.csr_matrix:
