@@ -275,3 +275,12 @@ def test_permuting_contexts_leaves_states_and_query_logits():
             torch.testing.assert_close(out.hidden_states[-1][0, c:d], ref.hidden_states[-1][0, a:b], atol=1e-5, rtol=1e-5)
         qa, qb = base.spans["query"]
         torch.testing.assert_close(out.logits[0, qa:qb], ref.logits[0, qa:qb], atol=1e-5, rtol=1e-5)
+
+
+def test_front_end_does_not_import_the_runtime():
+    import subprocess
+    import sys
+
+    code = ("import sys, structlm.rag as r; assert not any(m.startswith('structlm.hf') for m in sys.modules); "
+            "from structlm.hf.attention import APE; assert r.APE is APE")
+    subprocess.run([sys.executable, "-c", code], check=True)
