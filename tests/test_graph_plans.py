@@ -99,3 +99,19 @@ def test_node_token_plan_is_a_causal_prompt_with_soft_node_segments():
         node_token_plan(tok, torch.zeros(1, 12), names=["a", "b"])
     with pytest.raises(ValueError, match="at least one node"):
         node_token_plan(tok, [])
+
+
+def test_cli_graph_command(tmp_path, capsys):
+    from structlm.cli import main
+
+    edges = tmp_path / "edges.txt"
+    edges.write_text("# a path\na b\nb c\nc d\n", encoding="utf-8")
+    assert main(["graph", "--edges", str(edges), "--radius", "1", "--coverage", "1.0",
+                 "--npy", str(tmp_path / "d.npy")]) == 0
+    out = capsys.readouterr().out
+    assert "2 anchors (coverage 1.0000): ['b', 'c']" in out
+    import numpy as np
+
+    assert np.load(tmp_path / "d.npy").tolist() == [[1, 2], [0, 1], [1, 0], [2, 1]]
+    assert main(["graph", "--builtin", "karate", "--coverage", "1.5"]) == 2
+    assert "coverage must be in (0, 1]" in capsys.readouterr().err
