@@ -66,11 +66,20 @@ class BinaryNode:
     def is_leaf(self) -> bool:
         return self.left is None
 
-    def signature(self):
-        """Nested tuples for equality checks: ``(label, left, right)`` or ``(token, unary)``."""
-        if self.left is None:
-            return (self.token, self.unary)
-        return (self.label, self.left.signature(), self.right.signature())  # type: ignore[union-attr]
+    def signature(self) -> list[tuple]:
+        """Flat pre-order encoding for equality checks (no recursion, so any depth compares):
+        ``("leaf", token, unary)`` or ``("pair", label)`` followed by the left then the right subtree."""
+        out: list[tuple] = []
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            if node.left is None:
+                out.append(("leaf", node.token, node.unary))
+            else:
+                out.append(("pair", node.label))
+                stack.append(node.right)  # type: ignore[arg-type]
+                stack.append(node.left)
+        return out
 
 
 def _root(tree: CodeTree | Node) -> Node:
@@ -86,7 +95,8 @@ def _kids(node: Node) -> list[Node]:
     return [
         k
         for k in node.children
-        if not k.comment and (k.text is not None or any(not g.comment for g in k.children))
+        if not k.comment
+        and (k.text is not None or not k.children[0].comment or any(not g.comment for g in k.children))
     ]
 
 
@@ -106,40 +116,55 @@ def ast_tuple(tree: CodeTree | Node) -> ASTTuple:
     c: list[str] = []
     u: list[str] = []
 
+    def token(leaf: Node, unary: str) -> None:
+        tokens.append(leaf.text)  # type: ignore[arg-type]
+        spans.append((leaf.start_byte, leaf.end_byte))
+        u.append(unary)
+
     def visit(node: Node, label: str) -> int:
-        while node.text is None:
+        """Emit the subtree of non-terminal ``node`` (under merged chain ``label``); return its height."""
+        while True:
             kids = _kids(node)
             merged = node.type if not label else label + SEP + node.type
             if len(kids) == 1:
-                label, node = merged, kids[0]
-                if node.text is not None:  # a chain ending in one terminal: the leaf carries the chain
-                    break
+                kid = kids[0]
+                if kid.text is not None:  # a chain ending in one terminal: the leaf carries the chain
+                    token(kid, merged)
+                    return 0
+                label, node = merged, kid
                 continue
-            if not kids:  # a non-terminal emptied by comment removal deeper down: one empty token
-                tokens.append("")
-                spans.append((node.start_byte, node.start_byte))
-                u.append(merged)
-                return 0
-            heights = [visit(kids[0], "")]
-            slots = []
-            for kid in kids[1:]:
+            break
+        if not kids:  # a non-terminal emptied by comment removal deeper down: one empty token
+            tokens.append("")
+            spans.append((node.start_byte, node.start_byte))
+            u.append(merged)
+            return 0
+        heights = []
+        slots = []
+        for position, kid in enumerate(kids):
+            if position:
                 slots.append(len(d))
                 d.append(0)
                 c.append(EMPTY)
+            if kid.text is not None:  # inlined token(kid, EMPTY): this is the hot path
+                tokens.append(kid.text)
+                spans.append((kid.start_byte, kid.end_byte))
+                u.append(EMPTY)
+                heights.append(0)
+            else:
                 heights.append(visit(kid, ""))
-            height = heights[-1]
-            for j in range(len(kids) - 2, -1, -1):
-                height = max(heights[j], height) + 1
-                d[slots[j]] = height
-            c[slots[0]] = merged
-            return height
-        tokens.append(node.text)
-        spans.append((node.start_byte, node.end_byte))
-        u.append(label or EMPTY)
-        return 0
+        height = heights[-1]
+        for j in range(len(kids) - 2, -1, -1):
+            height = max(heights[j], height) + 1
+            d[slots[j]] = height
+        c[slots[0]] = merged
+        return height
 
-    with deep_recursion():
-        visit(root, "")
+    if root.text is not None:
+        token(root, EMPTY)
+    else:
+        with deep_recursion():
+            visit(root, "")
     return ASTTuple(tokens, d, c, u, spans)
 
 
@@ -340,7 +365,7 @@ def align_subwords(tokens: Sequence[str], tokenizer, max_length: int | None = No
         pieces.append(token)
         pos += len(token) + 1
     text = " ".join(pieces)
-    enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=True)
+    enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=True, verbose=False)
     ids = list(enc["input_ids"])
     if max_length is not None and len(ids) > max_length:
         raise ValueError(f"{len(ids)} sub-words exceed max_length={max_length}")

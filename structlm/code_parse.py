@@ -12,15 +12,17 @@ Users import everything from :mod:`structlm.code`, which re-exports this module,
 from __future__ import annotations
 
 import functools
+import gc
 import importlib
 import json
 import sys
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator, Sequence
 
-from parsers import SPEC_DIR
+import parsers
 
 __all__ = [
     "LanguageSpec",
@@ -111,7 +113,9 @@ class LanguageSpec:
 @functools.lru_cache(maxsize=None)
 def _specs() -> dict[str, LanguageSpec]:
     specs = {}
-    for path in sorted(SPEC_DIR.glob("*.json")):
+    # parsers.__path__ rather than a module constant: works for regular and (editable) namespace installs
+    paths = sorted({p for d in parsers.__path__ if Path(d).is_dir() for p in Path(d).glob("*.json")})
+    for path in paths:
         spec = LanguageSpec.from_dict(json.loads(path.read_text(encoding="utf-8")))
         specs[spec.name] = spec
     return specs
@@ -205,25 +209,23 @@ class Node:
             yield node
             stack.extend(reversed(node.children))
 
-    def signature(self):
-        """Nested tuples: ``(type, children...)`` for non-terminals, the text for leaves.
+    def signature(self) -> list[tuple]:
+        """Flat pre-order encoding: ``("node", type, n_children)`` for non-terminals, ``("leaf", text)``.
 
         Two trees with equal signatures have the same shape, non-terminal types and leaf texts — exactly
-        what a UniXcoder sequence preserves (it does not carry the types of leaves or byte offsets).
+        what a UniXcoder sequence preserves (it does not carry the types of leaves or byte offsets). Flat,
+        so comparing trees of any depth needs no recursion.
         """
-        # iterative post-order so that pathological depths work too
-        out: dict[int, object] = {}
-        stack: list[tuple[Node, bool]] = [(self, False)]
+        out: list[tuple] = []
+        stack = [self]
         while stack:
-            node, done = stack.pop()
+            node = stack.pop()
             if node.text is not None:
-                out[id(node)] = node.text
-            elif done:
-                out[id(node)] = (node.type, *(out.pop(id(c)) for c in node.children))
+                out.append(("leaf", node.text))
             else:
-                stack.append((node, True))
-                stack.extend((c, False) for c in node.children)
-        return out[id(self)]
+                out.append(("node", node.type, len(node.children)))
+                stack.extend(reversed(node.children))
+        return out
 
     def sexp(self) -> str:
         """A readable S-expression (leaf texts quoted)."""
@@ -285,36 +287,44 @@ def _decode(data: bytes) -> str:
 
 
 def _convert(ts_root, source: bytes, spec: LanguageSpec) -> Node:
-    """tree-sitter tree -> Node tree with a cursor walk (one pass, no recursion)."""
+    """tree-sitter tree -> Node tree with one cursor walk (no recursion, so any depth works).
+
+    The cyclic garbage collector is paused meanwhile: the walk only allocates, and gen-0 collections over
+    a growing tree would otherwise cost as much as the walk itself.
+    """
     comment_types = spec.comment_types
     whole = spec.leaf_types | comment_types  # string literals and comments are single leaves
     cursor = ts_root.walk()
-    root: Node | None = None
-    parents: list[Node] = []
-    while True:
-        ts = cursor.node
-        kind = ts.type
-        start, end = ts.start_byte, ts.end_byte
-        if ts.child_count == 0 or kind in whole:
-            node = Node(kind, None, _decode(source[start:end]), start, end, kind in comment_types)
-            descend = False
-        else:
-            node = Node(kind, [], None, start, end, kind in comment_types)
-            descend = True
-        if parents:
-            parents[-1].children.append(node)
-        else:
-            root = node
-        if descend and cursor.goto_first_child():
-            parents.append(node)
-            continue
-        while not cursor.goto_next_sibling():
-            if not parents:
-                return root  # type: ignore[return-value]
-            cursor.goto_parent()
-            parents.pop()
-            if not parents:
-                return root  # type: ignore[return-value]
+    root = None
+    parents: list[list] = []  # children lists of the open non-terminals
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        while True:
+            ts = cursor.node
+            kind = ts.type
+            if kind in whole or not cursor.goto_first_child():
+                start, end = ts.start_byte, ts.end_byte
+                node = Node(kind, None, source[start:end].decode("utf-8", "surrogateescape"), start, end, kind in comment_types)
+                if not parents:
+                    return node
+                parents[-1].append(node)
+            else:  # the cursor already stands on the first child
+                node = Node(kind, [], None, ts.start_byte, ts.end_byte, kind in comment_types)
+                if parents:
+                    parents[-1].append(node)
+                else:
+                    root = node
+                parents.append(node.children)
+                continue
+            while not cursor.goto_next_sibling():
+                cursor.goto_parent()
+                parents.pop()
+                if not parents:
+                    return root  # type: ignore[return-value]
+    finally:
+        if gc_was_enabled:
+            gc.enable()
 
 
 def _char_column(source: bytes, start_byte: int, row_start: int) -> int:

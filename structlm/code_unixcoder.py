@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from structlm.code_parse import CodeTree, LanguageSpec, Node, language_spec
+from structlm.code_parse import CodeTree, LanguageSpec, Node, deep_recursion, language_spec
 from structlm.plan import Plan, Segment
 
 __all__ = [
@@ -102,34 +102,50 @@ def unixcoder_sequence(
     root = _root(tree)
     release = style == "release"
     out: list[str] = []
-    # iterative pre-order with explicit closing entries (no recursion limit on deep code)
-    stack: list[object] = [root]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            out.append(item)
-            continue
-        node: Node = item  # type: ignore[assignment]
+    append, extend = out.append, out.extend
+    opened: dict[str, tuple[str, str]] = {}  # node type -> (left, right) marker strings
+    lp, ls = Markers._parts(markers.left)
+    rp, rs = Markers._parts(markers.right)
+
+    def pair(kind: str) -> tuple[str, str]:
+        found = opened.get(kind)
+        if found is None:
+            name = kind.replace("#", "") if release else kind
+            found = opened[kind] = (markers.open(name), markers.close(name))
+        return found
+
+    def leaf(text: str) -> None:
+        if not release and (
+            (text.startswith(lp) and text.endswith(ls)) or (text.startswith(rp) and text.endswith(rs))
+        ) and markers.parse(text) is not None:
+            raise ValueError(f"leaf text {text!r} reads as a marker under {markers}; choose another marker spelling")
+        if tokenizer is not None:
+            extend(tokenizer.tokenize(text))
+        else:
+            append(text)
+
+    def emit(node: Node) -> None:
         if node.text is not None:
-            if release and node.comment:
-                continue
-            if not release and markers.parse(node.text) is not None:
-                raise ValueError(
-                    f"leaf text {node.text!r} reads as a marker under {markers}; choose another marker spelling"
-                )
-            if tokenizer is not None:
-                out.extend(tokenizer.tokenize(node.text))
-            else:
-                out.append(node.text)
-            continue
-        children = [c for c in node.children if not c.comment] if release else node.children
-        if release and len(children) == 1:
-            stack.append(children[0])
-            continue
-        kind = node.type.replace("#", "") if release else node.type
-        out.append(markers.open(kind))
-        stack.append(markers.close(kind))
-        stack.extend(reversed(children))
+            if not (release and node.comment):
+                leaf(node.text)
+            return
+        children = node.children
+        if release:
+            children = [c for c in children if not c.comment]
+            if len(children) == 1:
+                emit(children[0])
+                return
+        left, right = pair(node.type)
+        append(left)
+        for child in children:
+            if child.text is not None and not (release and child.comment):
+                leaf(child.text)
+            elif child.text is None:
+                emit(child)
+        append(right)
+
+    with deep_recursion():
+        emit(root)
     return out
 
 

@@ -194,10 +194,13 @@ def make_examples(
 
 
 def _pool(hidden: torch.Tensor, index: torch.Tensor, n_tokens: int) -> torch.Tensor:
-    """Mean of sub-word vectors per code token; index -1 (special tokens) is dropped."""
+    """Mean of sub-word vectors per code token; index -1 (special tokens) is dropped.
+
+    ``hidden`` is [..., S, H] (several layers at once); the result is [..., n_tokens, H].
+    """
     keep = index >= 0
-    out = torch.zeros(n_tokens, hidden.shape[-1], dtype=hidden.dtype)
-    out.index_add_(0, index[keep], hidden[keep])
+    out = torch.zeros(*hidden.shape[:-2], n_tokens, hidden.shape[-1], dtype=hidden.dtype)
+    out.index_add_(-2, index[keep], hidden[..., keep, :])
     counts = torch.bincount(index[keep], minlength=n_tokens).clamp(min=1).unsqueeze(-1)
     return out / counts
 
@@ -224,10 +227,13 @@ def layer_features(
         if layer < 0 or (n_layers is not None and layer > n_layers):
             raise ValueError(f"layer {layer} out of range: the model has layers 0..{n_layers}")
     pad = 0
-    feats: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
-    starts = range(0, len(examples), batch_size)
+    feats: dict[int, list[torch.Tensor | None]] = {layer: [None] * len(examples) for layer in layers}
+    # batches of similar length waste less compute on padding; results go back to the input order
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
+    starts = range(0, len(order), batch_size)
     for start in tqdm(starts, desc=desc, disable=not progress, unit="batch"):
-        batch = examples[start : start + batch_size]
+        chosen = order[start : start + batch_size]
+        batch = [examples[i] for i in chosen]
         width = max(len(ex.input_ids) for ex in batch)
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -235,12 +241,11 @@ def layer_features(
             ids[i, : len(ex.input_ids)] = torch.tensor(ex.input_ids)
             mask[i, : len(ex.input_ids)] = 1
         out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-        hidden = out.hidden_states
-        for i, ex in enumerate(batch):
-            index = torch.tensor(ex.word_index)
-            n = len(ex.input_ids)
-            for layer in layers:
-                feats[layer].append(_pool(hidden[layer][i, :n].float(), index, len(ex.tuple.tokens)))
+        stacked = torch.stack([out.hidden_states[layer] for layer in layers]).float()  # [layers, B, S, H]
+        for i, (slot, ex) in enumerate(zip(chosen, batch)):
+            pooled = _pool(stacked[:, i, : len(ex.input_ids)], torch.tensor(ex.word_index), len(ex.tuple.tokens))
+            for k, layer in enumerate(layers):
+                feats[layer][slot] = pooled[k]
     return feats
 
 
