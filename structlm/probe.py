@@ -119,11 +119,16 @@ def collect_functions(
     source: str | os.PathLike | Iterable[str | os.PathLike],
     language: str = "python",
     limit: int | None = None,
+    seed: int | None = None,
+    exclude: Sequence[str] = ("site-packages", "__pycache__"),
     progress: bool = True,
 ) -> list[str]:
-    """Function snippets (dedented source text) from a directory tree or files, in sorted file order.
+    """Function snippets (dedented source text) from directories or files.
 
-    Files that do not parse cleanly are skipped; nested functions stay inside their outer function.
+    Files are visited in sorted order, or shuffled with ``seed`` so that ``limit`` takes a sample from the
+    whole tree instead of its first folders. Paths with a part in ``exclude`` are skipped (the stdlib
+    folder contains site-packages), and so are files that are not UTF-8 or do not parse cleanly. Nested
+    functions stay inside their outer function.
     """
     import textwrap
 
@@ -133,13 +138,21 @@ def collect_functions(
     for root in roots:
         root = Path(root)
         if root.is_dir():
-            paths += sorted(p for p in root.rglob("*") if p.suffix in spec.extensions and p.is_file())
-        else:
+            paths += sorted(
+                p for p in root.rglob("*")
+                if p.suffix in spec.extensions and p.is_file() and not set(exclude) & set(p.relative_to(root).parts)
+            )
+        elif root.is_file():
             paths.append(root)
+        else:
+            raise FileNotFoundError(f"no such file or directory: {root}")
     if not paths:
         raise FileNotFoundError(f"no {spec.name} files ({', '.join(spec.extensions)}) under {source}")
+    if seed is not None:
+        random.Random(seed).shuffle(paths)
     snippets: list[str] = []
-    for path in tqdm(paths, desc=f"collect {spec.name} functions", disable=not progress, unit="file"):
+    bar = tqdm(paths, desc=f"collect {spec.name} functions", disable=not progress, unit="file")
+    for path in bar:
         data = path.read_bytes()
         try:
             data.decode("utf-8")
@@ -150,6 +163,7 @@ def collect_functions(
             text = data[_line_start(data, node.start_byte) : node.end_byte].decode("utf-8")
             snippets.append(textwrap.dedent(text))
             if limit is not None and len(snippets) >= limit:
+                bar.close()
                 return snippets
     return snippets
 
@@ -572,15 +586,67 @@ def probe_with_baselines(
     name: str = "model",
     language: str = "python",
     seed: int = 42,
+    examples: Sequence[ProbeExample] | None = None,
+    max_length: int = 256,
     **kwargs,
 ) -> ProbeTable:
-    """The paper's comparison: the model's layers (layer 0 = the embedding baseline) next to the same
-    architecture with random weights (trained embeddings kept), on the same split."""
-    examples, skipped = make_examples(list(snippets), tokenizer, language, max_length=kwargs.pop("max_length", 256))
-    table = probe_layers(model, examples, layers, name=name, seed=seed, **kwargs)
+    """The paper's comparison on one split: every layer of the model (layer 0 = the embedding baseline)
+    next to the same architecture with random weights (trained embeddings kept, so its layer 0 is the
+    model's and is not repeated)."""
+    skipped: dict = {}
+    if examples is None:
+        examples, skipped = make_examples(list(snippets), tokenizer, language, max_length=max_length)
+    if layers is None:
+        layers = list(range(model.config.num_hidden_layers + 1))
+    table = probe_layers(model, list(examples), layers, name=name, seed=seed, **kwargs)
     random_model = random_weights_copy(model, seed=seed)
-    rand = probe_layers(random_model, examples, [l for l in (layers or range(model.config.num_hidden_layers + 1)) if l > 0],
-                        name=f"{name} (random weights)", seed=seed, **kwargs)
-    table.rows += rand.rows
-    table.meta["skipped"] = skipped
+    deep = [layer for layer in layers if layer > 0]
+    if deep:
+        rand = probe_layers(random_model, list(examples), deep, name=f"{name} random weights", seed=seed, **kwargs)
+        table.rows += rand.rows
+    if skipped:
+        table.meta["skipped"] = skipped
+    return table
+
+
+def probe_source(
+    source: str | os.PathLike,
+    *,
+    model: str | os.PathLike | None = None,
+    language: str = "python",
+    layers: Sequence[int] | None = None,
+    out: str | os.PathLike | None = None,
+    snippets: int = 600,
+    baselines: bool = True,
+    seed: int = 42,
+    progress: bool = True,
+    **train_kwargs,
+) -> ProbeTable:
+    """Everything ``structlm probe`` does: collect functions under ``source``, sample ``snippets`` of them
+    (seeded), probe every layer of ``model`` (default: the packaged MiniLM) and, with ``baselines``, the
+    random-weights copy; write ``probe.md``, ``probe.json`` and ``probe.png`` into ``out`` when given."""
+    if model is None:
+        tokenizer, hf_model = load_packaged_minilm()
+        name = "MiniLM-L6"
+    else:
+        tokenizer, hf_model = load_model(model)
+        name = Path(str(model)).name or str(model)
+    pool = collect_functions(source, language, limit=max(snippets * 4, snippets), seed=seed, progress=progress)
+    random.Random(seed).shuffle(pool)
+    max_length = min(train_kwargs.pop("max_length", 256), getattr(hf_model.config, "max_position_embeddings", 512))
+    examples, skipped = make_examples(pool, tokenizer, language, max_length=max_length)
+    examples = examples[:snippets]
+    if baselines:
+        table = probe_with_baselines(hf_model, tokenizer, [], layers, name=name, language=language, seed=seed,
+                                     examples=examples, progress=progress, **train_kwargs)
+    else:
+        table = probe_layers(hf_model, examples, layers, name=name, seed=seed, progress=progress, **train_kwargs)
+    table.meta.update({"source": str(source), "language": language, "snippets": len(examples), "skipped": skipped,
+                       "collected": len(pool)})
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "probe.md").write_text(table.to_markdown() + "\n", encoding="utf-8")
+        (out / "probe.json").write_text(table.to_json(), encoding="utf-8")
+        table.plot(out / "probe.png", title=f"AST-Probe on {name} ({language})")
     return table
