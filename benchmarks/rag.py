@@ -140,14 +140,16 @@ def main() -> None:
     print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}, "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
     print(f"{'contexts':>8} {'tokens':>7}  {'method':<22} {'TTFT ms':>9} {'CPU ms':>9} {'peak MiB':>9} "
-          f"{'speed-up':>9}")
+          f"{'speed-up':>9} {'CPU speed-up':>12}")
     for n in args.contexts:
         result = measure(n, args.tokens, args.repeat, args.device, args.sequential_limit)
         total = result.pop("_tokens")
         base = result.get("sequential")
         for name, (wall, cpu, peak) in result.items():
             ratio = f"{base[0] / wall:8.1f}x" if base else "      n/a"
-            print(f"{n:>8} {total:>7}  {name:<22} {wall * 1e3:9.1f} {cpu * 1e3:9.1f} {peak / 2**20:9.1f} {ratio}")
+            cpu_ratio = f"{base[1] / cpu:11.1f}x" if base else "         n/a"
+            print(f"{n:>8} {total:>7}  {name:<22} {wall * 1e3:9.1f} {cpu * 1e3:9.1f} {peak / 2**20:9.1f} {ratio} "
+                  f"{cpu_ratio}")
 
 
 if __name__ == "__main__":
