@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/graph.py                      # 10^4, 10^5, 10^6 nodes; networkx baseline on 10^4 and 10^5
     python benchmarks/graph.py --sizes 10000 --baseline-max 10000
+    python benchmarks/graph.py --spearman           # NodeTokenizer: held-out Spearman before/after pretraining
 
 Each size runs in a fresh subprocess so that its peak resident memory (ru_maxrss) is its own: the table shows it
 after the timed part and, in brackets, before it (imports + edge generation). The traced peak (tracemalloc, which
@@ -182,6 +183,28 @@ def report(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def spearman_table(steps: int = 300) -> str:
+    """NodeTokenizer pretraining: held-out Spearman (embedding distance vs hop distance) before and after fit."""
+    import networkx as nx
+    import torch
+
+    from structlm.graph import anchor_distances, select_anchors
+    from structlm.graph_tokens import NodeTokenizer
+
+    lines = ["| graph | radius | anchors (95 %) | Spearman before | after | held-out pairs | loss first -> last |",
+             "|---|---|---|---|---|---|---|"]
+    for name, graph, radius in [("grid 20x20", nx.grid_2d_graph(20, 20), 2), ("karate club", nx.karate_club_graph(), 1),
+                                ("BA n=5000 m=3", nx.barabasi_albert_graph(5000, 3, seed=0), 2)]:
+        torch.manual_seed(0)
+        anchors = select_anchors(graph, radius=radius, coverage=0.95)
+        distances = anchor_distances(graph, anchors)
+        tokenizer = NodeTokenizer(len(anchors), hidden_size=64)
+        rep = tokenizer.fit(graph, distances, steps=steps, progress=False, seed=0)
+        lines.append(f"| {name} | {radius} | {len(anchors)} | {rep.spearman_before:.3f} | {rep.spearman_after:.3f} | "
+                     f"{rep.heldout_pairs} | {rep.losses[0]:.4f} -> {rep.losses[-1]:.4f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
@@ -189,8 +212,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the networkx baseline on sizes up to this many nodes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    parser.add_argument("--spearman", action="store_true",
+                        help="instead: NodeTokenizer held-out Spearman before/after pretraining on three graphs")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child mode: one size, JSON on stdout
     args = parser.parse_args(argv)
+    if args.spearman:
+        print(spearman_table())
+        return 0
     if args.one:
         print(json.dumps(run_one(args.one, args.one <= args.baseline_max, args.seed)))
         return 0
