@@ -8,10 +8,11 @@ Usage::
 
 Each size runs in a fresh subprocess so that its peak resident memory (ru_maxrss) is its own: the table shows it
 after the timed part and, in brackets, before it (imports + edge generation). The traced peak (tracemalloc, which
-sees numpy and scipy buffers) comes from a second, untimed pass, since tracing slows Python allocations. Wall time and process CPU time are both
-printed: on a shared 2-core machine the wall clock mostly measures the neighbours. The networkx baseline runs the
-same lazy greedy (same upper bounds, same tie-break) with ``nx.single_source_shortest_path_length`` balls and one
-BFS per anchor for distances; the script checks that both pick the same anchors.
+sees numpy and scipy buffers) comes from a second, untimed pass, since tracing slows Python allocations. Wall time
+and process CPU time are both printed: on a shared 2-core machine the wall clock mostly measures the neighbours.
+The networkx baseline runs the same lazy greedy (same upper bounds, same tie-break) with
+``nx.single_source_shortest_path_length`` balls and one BFS per anchor for distances; the script checks that both
+pick the same anchors and distances.
 """
 from __future__ import annotations
 
@@ -166,8 +167,8 @@ def run_one(n: int, baseline: bool, seed: int) -> dict:
 def report(rows: list[dict]) -> str:
     lines = [
         f"radius={RADIUS} coverage={COVERAGE} Barabási–Albert m={M}; times in s (wall / process CPU)",
-        "| nodes | anchors | build | select | distances | total | peak RSS MB (before) | traced peak MB | networkx total | "
-        "speedup (wall / CPU) | same anchors+distances |",
+        "| nodes | anchors | build | select | distances | total | peak RSS MB (before) | traced peak MB | "
+        "networkx total | speedup (wall / CPU) | same anchors+distances |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -178,8 +179,8 @@ def report(rows: list[dict]) -> str:
         speed = f"{r['speedup_wall']:.0f}× / {r['speedup_cpu']:.0f}×" if "speedup_wall" in r else "-"
         same = str(r.get("same_answer", "-"))
         lines.append(f"| {r['nodes']:,} | {r['anchors']} | {pair('build')} | {pair('select')} | {pair('dist')} | "
-                     f"{pair('ours')} | {r['rss_after_mb']:.0f} ({r['rss_before_mb']:.0f}) | {r['traced_peak_mb']:.0f} | {nx_total} | {speed} | "
-                     f"{same} |")
+                     f"{pair('ours')} | {r['rss_after_mb']:.0f} ({r['rss_before_mb']:.0f}) | "
+                     f"{r['traced_peak_mb']:.0f} | {nx_total} | {speed} | {same} |")
     return "\n".join(lines)
 
 

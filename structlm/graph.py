@@ -339,7 +339,8 @@ def _output_dtype(unreachable: Any, dtype: Any) -> np.dtype:
     if dt.kind in "iu":
         info = np.iinfo(dt)
         if not value.is_integer() or not info.min <= value <= info.max:
-            raise ValueError(f"unreachable={unreachable!r} does not fit dtype {dt}; pick a float dtype or another value")
+            raise ValueError(
+                f"unreachable={unreachable!r} does not fit dtype {dt}; pick a float dtype or another value")
     return dt
 
 

@@ -29,10 +29,11 @@ class AddAnchorDistances(BaseTransform):
 
     Anchors come from :func:`structlm.graph.select_anchors` with ``radius``, ``coverage``, ``max_anchors`` and
     ``seed``; their node indices are stored as ``data.<anchors_attr>`` (a long tensor, default ``anchor_index``: the
-    word "index" makes PyG's ``Batch`` shift them by each graph's node offset, so they stay correct after batching). ``attr_name=None`` concatenates the distances to
-    ``data.x`` like PyG's positional encodings do. ``edge_index`` is read as arcs (PyG's convention: an undirected
-    graph stores both arcs); pass ``directed=False`` to add the reverse of every arc first.
-    The distance tensor is float32 (what a network consumes), with ``unreachable`` for nodes no anchor reaches.
+    word "index" makes PyG's ``Batch`` shift them by each graph's node offset, so they stay correct after
+    batching). ``attr_name=None`` concatenates the distances to ``data.x`` like PyG's positional encodings do.
+    ``edge_index`` is read as arcs (PyG's convention: an undirected graph stores both arcs); pass
+    ``directed=False`` to add the reverse of every arc first. The distance tensor is float32 (what a network
+    consumes), with ``unreachable`` for nodes no anchor reaches.
     """
 
     def __init__(self, radius: int = 2, coverage: float = 0.95, attr_name: str | None = "anchor_pe", *,
