@@ -20,7 +20,7 @@ Graph input lives in :mod:`structlm.graph_input` (re-exported here), the PyG tra
 from __future__ import annotations
 
 import math
-from typing import Any, Hashable, Sequence
+from typing import Any, Hashable, Iterator, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -259,7 +259,8 @@ def _push_or(graph: CSRGraph, frontier: np.ndarray, active: np.ndarray) -> np.nd
     return out
 
 
-def _bfs_levels(graph: CSRGraph, sources: np.ndarray, max_depth: int | None):
+def _bfs_levels(graph: CSRGraph, sources: np.ndarray,
+                max_depth: int | None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Yield ``(depth, nodes, words)`` per BFS level for up to 64 sources at once.
 
     Bit ``j`` of ``words[i]`` says node ``nodes[i]`` is first reached from ``sources[j]`` at ``depth``. Each level
@@ -296,7 +297,8 @@ def _bfs_levels(graph: CSRGraph, sources: np.ndarray, max_depth: int | None):
         yield depth, active, reached[active]
 
 
-def _bfs_bitplanes(graph: CSRGraph, sources: np.ndarray, max_depth: int | None):
+def _bfs_bitplanes(graph: CSRGraph, sources: np.ndarray,
+                   max_depth: int | None) -> tuple[list[np.ndarray], np.ndarray, int]:
     """Run :func:`_bfs_levels` and keep the depth of every (node, source) pair as bit planes.
 
     Bit ``j`` of ``planes[b][v]`` is bit ``b`` of the depth at which ``sources[j]`` reaches ``v``; ``visited[v]``
