@@ -160,10 +160,12 @@ def select_anchors(
     released NT-LLM code pops an empty heap there). Ties go to the smallest node index, or, with ``seed``, to a
     seeded random order (different seeds pick among equally good anchors; the same seed gives the same answer).
 
-    Why it is fast: gains only shrink as nodes get covered (submodularity), so a lazy max-heap keyed by stale gains
-    is exact: a node whose gain was recomputed in the current step and still tops the heap is the true argmax. The
-    heap starts from cheap upper bounds (:func:`_ball_upper_bounds`) instead of every ball, recomputations are
-    batched into sparse matrix products, and nothing loops over edges in Python.
+    Why it is fast: gains only shrink as nodes get covered (submodularity), so a lazy max-priority queue keyed by
+    stale gains is exact (CELF): a node whose gain was recomputed in the current step and still tops the queue is
+    the true argmax. The queue starts from cheap upper bounds (:func:`_ball_upper_bounds`) instead of every ball;
+    it is a numpy pool of the best 16k keys (refilled with ``argpartition``) rather than a binary heap, which would
+    cost a Python operation per node; recomputations are batched into sparse matrix products; nothing loops over
+    nodes or edges in Python.
 
     Unlike the released C++ code, a covered node stays a candidate (its ball may still reach uncovered nodes), so
     this is the plain greedy of set cover. Returns anchors in selection order, as the caller's node ids.
