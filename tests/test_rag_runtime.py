@@ -178,3 +178,15 @@ def test_reposition_with_a_prefix_is_approximate_and_measured(llama):
     moved.add(Segment("context0", input_ids=CONTEXTS[0], start=8, role="context"), sees=["prefix"])
     lm.forward(moved, backend="reuse")
     assert lm.repositioned == before  # "exact" refuses to move a segment that sees something
+
+
+@pytest.mark.slow
+def test_rag_plans_on_the_flex_backend(llama):
+    """Compiled FlexAttention (several seconds per plan on CPU): same numbers as dense; APE is refused there."""
+    lm = StructuredLM(llama)
+    for plan in (plan_for(), rag.graph_kv_rag(None, CONTEXTS, QUERY, top_m="full", prefix=PREFIX)):
+        close(lm.forward(plan, backend="flex").logits, lm.forward(plan, backend="dense").logits)
+    from structlm.hf import BackendError
+
+    with pytest.raises(BackendError, match="dense and reuse"):
+        lm.forward(plan_for(), backend="flex", attention=APE())
