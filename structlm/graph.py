@@ -261,12 +261,28 @@ def _push_or(graph: CSRGraph, frontier: np.ndarray, active: np.ndarray) -> np.nd
     return out
 
 
+def _pull_rows(reverse: CSRGraph, frontier: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """:func:`_pull_or` for a subset of nodes only (those some source has not reached yet)."""
+    out = np.zeros_like(frontier)
+    starts = reverse.indptr[rows]
+    counts = reverse.indptr[rows + 1] - starts
+    total = int(counts.sum())
+    if total:
+        ends = np.cumsum(counts)
+        offsets = np.repeat(starts - ends + counts, counts) + np.arange(total)
+        gathered = frontier[reverse.indices[offsets]]
+        out[rows] = np.bitwise_or.reduceat(gathered, np.minimum(ends - counts, total - 1))
+        out[rows[counts == 0]] = 0  # reduceat returns an element, not 0, for empty segments
+    return out
+
+
 def _bfs_levels(graph: CSRGraph, sources: np.ndarray,
                 max_depth: int | None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Yield ``(depth, nodes, words)`` per BFS level for up to 64 sources at once.
 
     Bit ``j`` of ``words[i]`` says node ``nodes[i]`` is first reached from ``sources[j]`` at ``depth``. Each level
-    costs one pass over the arcs (pull) or over the frontier's out-arcs (push), whichever is smaller.
+    costs one pass over the arcs (pull), over the frontier's out-arcs (push), or over the in-arcs of the nodes some
+    source has not reached yet (late levels, when most nodes are done), whichever is smallest.
     """
     if len(sources) > 64:
         raise ValueError("at most 64 sources per bit-parallel BFS")
@@ -282,10 +298,19 @@ def _bfs_levels(graph: CSRGraph, sources: np.ndarray,
     depth = 0
     yield depth, active, frontier[active]
     degree = graph.out_degree
+    in_degree = np.diff(reverse.indptr)
+    everyone = np.uint64((1 << len(sources)) - 1) if len(sources) < 64 else np.uint64(2**64 - 1)
     while len(active) and (max_depth is None or depth < max_depth):
         depth += 1
-        if int(degree[active].sum()) * 4 < graph.num_arcs:
+        todo = np.flatnonzero(visited != everyone)
+        if not len(todo):
+            break
+        push_cost = int(degree[active].sum())
+        todo_cost = int(in_degree[todo].sum())
+        if push_cost * 4 < graph.num_arcs and push_cost <= todo_cost:
             reached = _push_or(graph, frontier, active)
+        elif todo_cost * 3 < graph.num_arcs:
+            reached = _pull_rows(reverse, frontier, todo)
         else:
             if gathered is None:
                 gathered = np.empty(graph.num_arcs, dtype=np.uint64)

@@ -323,3 +323,20 @@ def test_larger_graphs_match_a_networkx_lazy_greedy(coverage):
     assert list(anchors) == lazy_greedy_reference(graph, 2, coverage)
     sample = list(anchors)[:5] + list(anchors)[-3:]
     np.testing.assert_array_equal(anchor_distances(graph, sample), nx_distances(graph, sample))
+
+
+@settings(max_examples=30, deadline=None)
+@given(graph=random_graphs(), seed=st.integers(0, 10))
+def test_bfs_pull_kernels_agree(graph, seed):
+    from structlm.graph import _pull_or, _pull_rows, _push_or
+
+    g = as_graph(graph)
+    n = g.num_nodes
+    rng = np.random.default_rng(seed)
+    frontier = rng.integers(0, 2**63, size=n, dtype=np.int64).astype(np.uint64) * (rng.random(n) < 0.5)
+    reverse = g.reverse
+    nonempty = np.flatnonzero(np.diff(reverse.indptr))
+    full = _pull_or(reverse, frontier, nonempty, reverse.indptr[nonempty], np.empty(g.num_arcs, dtype=np.uint64))
+    rows = np.flatnonzero(rng.random(n) < 0.6)
+    np.testing.assert_array_equal(_pull_rows(reverse, frontier, rows)[rows], full[rows])
+    np.testing.assert_array_equal(_push_or(g, frontier, np.flatnonzero(frontier)), full)
