@@ -158,9 +158,9 @@ def _scores(query: torch.Tensor, key: torch.Tensor, scaling: float, softcap: flo
     kv_heads = key.shape[1]
     groups = heads // kv_heads
     q = query.float().reshape(batch, kv_heads, groups * rows, dim)
-    scores = torch.matmul(q, key.float().transpose(-1, -2)).view(batch, kv_heads, groups, rows, -1) * scaling
+    scores = torch.matmul(q, key.float().transpose(-1, -2)).view(batch, kv_heads, groups, rows, -1).mul_(scaling)
     if softcap is not None:
-        scores = torch.tanh(scores / softcap) * softcap
+        scores = scores.div_(softcap).tanh_().mul_(softcap)
     return scores
 
 
@@ -243,17 +243,19 @@ def ape_attention(
             out[:, :, idx] = _weighted(torch.nan_to_num(torch.softmax(scores, dim=-1), nan=0.0), value)
     if ape_rows.any():
         idx = ape_rows.nonzero().squeeze(-1)
-        scores = _scores(query[:, :, idx], key, scaling, softcap) + _grouped(rows_of(bias, idx), kv_heads, groups)
+        scores = _scores(query[:, :, idx], key, scaling, softcap)
+        scores += _grouped(rows_of(bias, idx), kv_heads, groups)
         visible = _grouped(rows_of(allowed, idx), kv_heads, groups)
         context = call.context.to(query.device)
-        tempered = scores / call.temperature
-        # lse_C = log Z_C over the visible context keys; then one softmax over
-        #   t_j = s_j / T + (e - 1) lse_C  (context)   and   t_j = s_j  (others)
-        # whose normaliser is Z_C^e + Z_O: exactly the two-partition merge softmax([e lse_C, lse_O]).
-        lse_ctx = torch.logsumexp(tempered.masked_fill(~(visible & context), float("-inf")), dim=-1, keepdim=True)
-        logits = torch.where(context, tempered + (call.exponent - 1.0) * lse_ctx, scores)
-        logits = logits.masked_fill(~visible, float("-inf"))
-        probs = torch.nan_to_num(torch.softmax(logits, dim=-1), nan=0.0)  # a row that sees nothing gives 0
+        # One softmax over t_j = s_j / T + (e - 1) lse_C (context keys) and t_j = s_j (others), whose normaliser
+        # is Z_C^e + Z_O: exactly the two-partition merge softmax([e lse_C, lse_O]). Built in place (the
+        # logits of the query rows over every cached key are the largest tensors here).
+        scores.mul_(torch.where(context, 1.0 / call.temperature, 1.0))
+        lse_ctx = torch.logsumexp(scores.masked_fill(~(visible & context), float("-inf")), dim=-1, keepdim=True)
+        correction = torch.where(torch.isfinite(lse_ctx), (call.exponent - 1.0) * lse_ctx, torch.zeros_like(lse_ctx))
+        scores.addcmul_(context.to(scores.dtype), correction)
+        scores.masked_fill_(~visible, float("-inf"))
+        probs = torch.softmax(scores, dim=-1).nan_to_num_(nan=0.0)  # a row that sees nothing gives 0
         out[:, :, idx] = _weighted(probs, value)
     return out.to(query.dtype).transpose(1, 2).contiguous(), None
 
