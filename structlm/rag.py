@@ -123,7 +123,9 @@ def _ids(tokenizer, value: Text, part: str, what: str, template: TemplateLike | 
         text = _apply_template(template, part, value)
         ids = tokenizer.encode(text, add_special_tokens=False) if text else []
         return torch.tensor(ids, dtype=torch.long)
-    if not isinstance(value, torch.Tensor):
+    if isinstance(value, torch.Tensor):
+        value = value.detach().clone()  # the plan must not alias the caller's tensor
+    else:
         try:
             value = list(value)
         except TypeError:
