@@ -208,6 +208,9 @@ def as_graph(graph: Any, *, num_nodes: int | None = None, directed: bool | None 
                           True if directed is None else directed, None)
 
     edge_index = getattr(graph, "edge_index", None)
+    if edge_index is None and type(graph).__module__.startswith("torch_geometric"):
+        raise GraphInputError(f"{type(graph).__name__} has no edge_index: store the graph as edge_index "
+                              "(a sparse adj_t is not read)")
     if edge_index is not None or _is_tensor(graph):
         if edge_index is not None:  # a PyG Data-like object
             if num_nodes is None:

@@ -238,6 +238,13 @@ def test_pyg_data_and_directed_readings():
     assert g.num_arcs == 2
 
 
+def test_pyg_data_without_edge_index_is_refused():
+    from torch_geometric.data import Data
+
+    with pytest.raises(GraphInputError, match="Data has no edge_index"):
+        as_graph(Data(num_nodes=3))
+
+
 def test_node_labels_round_trip():
     graph = nx.les_miserables_graph()
     anchors = select_anchors(graph, radius=1, coverage=0.8)
