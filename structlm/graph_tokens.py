@@ -113,12 +113,11 @@ class NodeTokenizer(nn.Module):
         return tokens.view(-1, self.tokens_per_node, self.hidden_size)
 
     @torch.no_grad()
-    def _heldout_spearman(self, distances: torch.Tensor, sources: np.ndarray, nodes: np.ndarray,
+    def _heldout_spearman(self, distances: Any, sources: np.ndarray, nodes: np.ndarray,
                           hops: np.ndarray) -> float:
         was_training = self.training
         self.eval()
-        emb = self.embed(distances)
-        gap = torch.linalg.vector_norm(emb[torch.as_tensor(sources)] - emb[torch.as_tensor(nodes)], dim=-1)
+        gap = torch.linalg.vector_norm(self.embed(distances[sources]) - self.embed(distances[nodes]), dim=-1)
         self.train(was_training)
         return spearman(gap, hops)
 
@@ -151,8 +150,11 @@ class NodeTokenizer(nn.Module):
         from tqdm.auto import tqdm
 
         g = as_graph(graph)
-        features = self._as_tensor(distances)
+        # rows are converted per batch: a float copy of a million-row distance matrix would double its memory
+        features = distances if isinstance(distances, torch.Tensor) else np.asarray(distances)
         n = g.num_nodes
+        if features.ndim != 2 or features.shape[1] != self.num_anchors:
+            raise ValueError(f"expected distances [num_nodes, {self.num_anchors}], got {list(features.shape)}")
         if features.shape[0] != n:
             raise ValueError(f"distances has {features.shape[0]} rows but the graph has {n} nodes")
         if n < 3:
@@ -193,7 +195,7 @@ class NodeTokenizer(nn.Module):
             if not valid.any():
                 continue
             triplet = np.concatenate([train_sources[column[valid]], near[valid], far[valid]])
-            emb_u, emb_v, emb_w = self.embed(features[torch.as_tensor(triplet)]).chunk(3)
+            emb_u, emb_v, emb_w = self.embed(features[triplet]).chunk(3)
             loss = rank_margin_loss(emb_u, emb_v, emb_w, margin)
             optimizer.zero_grad()
             loss.backward()
