@@ -158,10 +158,9 @@ def reposition_deviation(model, shift: int, prefix=PREFIX, contexts=CONTEXTS) ->
     layers = len(state.entries[names[0]].keys)
     key_dev = [max(float((state.entries[n].keys[i] - fresh_state.entries[n].keys[i]).abs().max()) for n in names)
                for i in range(layers)]
-    q = moved.spans["query"]
-    with torch.no_grad():
-        got = lm._head(torch.cat([state.entries[n].hidden for n in moved.names])[None])[0, q[0]:q[1]]
-        want = fresh_lm._head(torch.cat([fresh_state.entries[n].hidden for n in moved.names])[None])[0, q[0]:q[1]]
+    q = slice(*moved.spans["query"])
+    got = lm.forward(moved, backend="reuse").logits[0, q]
+    want = fresh_lm.forward(moved, backend="reuse").logits[0, q]
     return key_dev, float((got - want).abs().max())
 
 
