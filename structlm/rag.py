@@ -82,10 +82,12 @@ class Template:
         sentinel = "\u2063STRUCTLM_SPLIT\u2063"
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": sentinel}]
         if getattr(tokenizer, "chat_template", None) is None:
-            raise ValueError("Template.chat: the tokenizer has no chat_template; pass Template(prefix=..., query=...) yourself")
+            raise ValueError("Template.chat: the tokenizer has no chat_template; "
+                             "pass Template(prefix=..., query=...) yourself")
         rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         if rendered.count(sentinel) != 1:
-            raise ValueError("Template.chat: the chat template does not place the user message once; build a Template by hand")
+            raise ValueError("Template.chat: the chat template does not place the user message once; "
+                             "build a Template by hand")
         head, tail = rendered.split(sentinel)
         # Slots are filled with str.replace, so literal braces in a chat header need no escaping.
         return cls(prefix=head + "{prefix}", context=context, query="{query}" + tail)
@@ -95,7 +97,8 @@ def _apply_template(template: TemplateLike | None, part: str, text: str) -> str:
     if template is None:
         return text
     if not callable(template):
-        raise TypeError(f"template must be a Template or a callable (part, text) -> text, got {type(template).__name__}")
+        raise TypeError(f"template must be a Template or a callable (part, text) -> text, "
+                        f"got {type(template).__name__}")
     out = template(part, text)
     if not isinstance(out, str):
         raise TypeError(f"template returned {type(out).__name__} for part {part!r}; it must return a string")
@@ -425,8 +428,8 @@ def graph_kv_rag(
     the paper's convention (the best chunk last). Variants:
 
     * ``top_m=m`` (1 or 3 in the paper): the m best chunks are sources; every other chunk is a target of all m;
-    * ``top_m=[m₁, m₂, …]``: a multi-hop chain (paper A.1.2), e.g. ``[1, 3]`` = Top-1 → Top-2..4 → rest, each group
-      the targets of the previous group and the sources of the next;
+    * ``top_m=[m₁, m₂, …]``: a multi-hop chain (paper A.1.2), e.g. ``[1, 3]`` = Top-1 → Top-2..4 → rest, each
+      group      the targets of the previous group and the sources of the next;
     * ``top_m="full"``: every chunk is both — round-0 copies ``chunk{i}`` (sources) and round-1 copies
       ``chunk{i}.target`` that see every round-0 copy (their own included, as in the official code).
     """

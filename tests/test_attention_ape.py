@@ -79,7 +79,8 @@ def test_attention_function_matches_closed_form(softcap, mask_kind):
     context[3:8] = True
     allowed[1, 3:8] = True
     rows = torch.tensor([True, True, True, False, True])
-    mask = allowed[None, None] if mask_kind == "bool" else torch.where(allowed, 0.0, torch.finfo(torch.float32).min)[None, None]
+    additive = torch.where(allowed, 0.0, torch.finfo(torch.float32).min)
+    mask = (allowed if mask_kind == "bool" else additive)[None, None]
     for T, e in [(0.9, 0.81), (0.5, 1.7), (1.0, 1.0)]:
         call = ApeCall(rows, context, T, e)
         out, weights = ape_attention(_Module(), q, k, v, mask, scaling=0.3, softcap=softcap, **{KWARG: call})

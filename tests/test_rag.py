@@ -267,12 +267,14 @@ def test_permuting_contexts_leaves_states_and_query_logits():
     base = rag.parallel(None, CONTEXTS, QUERY, prefix=PREFIX)
     ref = run_plan(model, base)
     for perm in itertools.islice(itertools.permutations(range(len(CONTEXTS))), 1, 24, 5):
-        plan = rag.parallel(None, [CONTEXTS[i] for i in perm], QUERY, prefix=PREFIX, names=[f"context{i}" for i in perm])
+        plan = rag.parallel(None, [CONTEXTS[i] for i in perm], QUERY, prefix=PREFIX,
+                            names=[f"context{i}" for i in perm])
         out = run_plan(model, plan)
         for name in base.names:
             a, b = base.spans[name]
             c, d = plan.spans[name]
-            torch.testing.assert_close(out.hidden_states[-1][0, c:d], ref.hidden_states[-1][0, a:b], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(out.hidden_states[-1][0, c:d], ref.hidden_states[-1][0, a:b],
+                                       atol=1e-5, rtol=1e-5)
         qa, qb = base.spans["query"]
         torch.testing.assert_close(out.logits[0, qa:qb], ref.logits[0, qa:qb], atol=1e-5, rtol=1e-5)
 

@@ -189,3 +189,11 @@ def test_rag_plans_on_the_flex_backend(llama):
 
     with pytest.raises(BackendError, match="dense and reuse"):
         lm.forward(plan_for(), backend="flex", attention=APE())
+
+
+def test_score_with_ape(llama):
+    lm = StructuredLM(llama)
+    plan = plan_for()
+    plain = lm.score(plan, ["query"])
+    assert lm.score(plan, ["query"], attention=APE(1.0, 1.0))["query"] == pytest.approx(plain["query"], abs=1e-4)
+    assert lm.score(plan, ["query"], attention=APE(0.5, 0.8))["query"] != pytest.approx(plain["query"], abs=1e-4)

@@ -14,7 +14,8 @@ context keys, O = every other visible key — prefix, query, generated tokens):
 
 the official code computes two partial attentions merged by their log-sum-exps,
 ``out = softmax([e·lse_C, lse_O]) · [O_C, O_O]``; here the same weights come from one fp32 softmax over
-``s_j/T + (e−1)·lse_C`` (context) and ``s_j`` (others), whose normaliser is ``Z_C^e + Z_O``. The exponent e depends on the convention:
+``s_j/T + (e−1)·lse_C`` (context) and ``s_j`` (others), whose normaliser is ``Z_C^e + Z_O``. The exponent e
+depends on the convention:
 
 * ``convention="repo"`` (default; the official Infini-AI-Lab/APE code and its README defaults T = S = 0.9):
   ``e = S·T`` (the code multiplies ``lse_C`` by ``scale * temperature``);
@@ -83,14 +84,16 @@ class APE:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ValueError(f"APE {knob} must be a positive finite number, got {value!r}")
         if self.convention not in ("repo", "paper"):
-            raise ValueError(f"APE convention must be 'repo' (e = S·T, official code) or 'paper' (e = S), got {self.convention!r}")
+            raise ValueError(f"APE convention must be 'repo' (e = S·T, official code) or 'paper' (e = S), "
+                             f"got {self.convention!r}")
         for knob in ("context_roles", "query_roles"):
             roles = getattr(self, knob)
             if isinstance(roles, str) or not all(isinstance(r, str) for r in roles):
                 raise TypeError(f"APE {knob} must be a tuple of role names, got {roles!r}")
             object.__setattr__(self, knob, tuple(roles))
         if set(self.context_roles) & set(self.query_roles):
-            raise ValueError(f"APE roles {sorted(set(self.context_roles) & set(self.query_roles))} are both context and query")
+            both = sorted(set(self.context_roles) & set(self.query_roles))
+            raise ValueError(f"APE roles {both} are both context and query")
         register()
 
     @property
