@@ -429,7 +429,7 @@ def graph_kv_rag(
 
     * ``top_m=m`` (1 or 3 in the paper): the m best chunks are sources; every other chunk is a target of all m;
     * ``top_m=[m₁, m₂, …]``: a multi-hop chain (paper A.1.2), e.g. ``[1, 3]`` = Top-1 → Top-2..4 → rest, each
-      group      the targets of the previous group and the sources of the next;
+      group the targets of the previous group and the sources of the next;
     * ``top_m="full"``: every chunk is both — round-0 copies ``chunk{i}`` (sources) and round-1 copies
       ``chunk{i}.target`` that see every round-0 copy (their own included, as in the official code).
     """
