@@ -266,13 +266,13 @@ def _pull_rows(reverse: CSRGraph, frontier: np.ndarray, rows: np.ndarray) -> np.
     out = np.zeros_like(frontier)
     starts = reverse.indptr[rows]
     counts = reverse.indptr[rows + 1] - starts
+    keep = counts > 0  # rows without in-arcs stay 0 (reduceat cannot express an empty segment)
+    rows, starts, counts = rows[keep], starts[keep], counts[keep]
     total = int(counts.sum())
     if total:
         ends = np.cumsum(counts)
         offsets = np.repeat(starts - ends + counts, counts) + np.arange(total)
-        gathered = frontier[reverse.indices[offsets]]
-        out[rows] = np.bitwise_or.reduceat(gathered, np.minimum(ends - counts, total - 1))
-        out[rows[counts == 0]] = 0  # reduceat returns an element, not 0, for empty segments
+        out[rows] = np.bitwise_or.reduceat(frontier[reverse.indices[offsets]], ends - counts)
     return out
 
 

@@ -95,6 +95,14 @@ def test_distances_more_than_64_anchors_and_custom_sentinel():
     np.testing.assert_array_equal(np.where(np.isinf(floats), 9999, floats), got)
 
 
+def test_distances_on_a_larger_graph_with_isolated_nodes():
+    # late BFS levels pull only the unfinished nodes; isolated nodes are unfinished forever and have no in-arcs
+    graph = nx.barabasi_albert_graph(1500, 2, seed=4)
+    graph.add_nodes_from(range(1500, 1510))
+    anchors = list(range(0, 1500, 23))  # 66 anchors: a full 64-source pass and a short one
+    np.testing.assert_array_equal(anchor_distances(graph, anchors), nx_distances(graph, anchors))
+
+
 def test_long_paths_and_small_dtypes():
     path = nx.path_graph(700)
     got = anchor_distances(path, [0, 699])
