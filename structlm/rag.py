@@ -521,11 +521,3 @@ def citation(
     return ego_graphs(tokenizer, [(centre, references)], query, prefix=prefix, spacing=spacing,
                       template=template, add_bos=add_bos)
 
-
-def __getattr__(name: str):
-    """``rag.APE`` on first use (the runtime is imported lazily, never when this module loads)."""
-    if name == "APE":
-        from structlm.hf.attention import APE
-
-        return APE
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -94,7 +94,8 @@ def test_repositioned_reuse_is_exact_for_a_segment_that_sees_nothing():
     moved = Plan([Segment("doc", input_ids=ids, start=40)])
     moved.add(Segment("q", input_ids=[3, 4], start=45), sees=["doc"])
     got = lm.forward(moved, backend="reuse").logits
-    assert lm.repositioned == 1
+    assert lm.repositioned == 1 and lm.cache.moved_hits == 1
+    assert lm.cache.hits == 1 and lm.cache.misses == 2  # doc moved (a hit), q new; the first doc a miss
     fresh = StructuredLM(m).forward(moved, backend="reuse").logits
     assert torch.allclose(got, fresh, atol=TOL)
     # 'exact' refuses to move a segment that saw a prefix; 'any' moves it (approximately)

@@ -131,6 +131,7 @@ class SegmentCache:
         self.hits = 0
         self.misses = 0
         self.disk_hits = 0
+        self.moved_hits = 0
 
     # ----------------------------------------------------------------------------------------- binding
     def bind(self, fingerprint: str) -> None:
@@ -158,6 +159,12 @@ class SegmentCache:
             return entry
         self.misses += 1
         return None
+
+    def count_moved_hit(self) -> None:
+        """A re-positioned entry served the lookup that just missed: count it as a hit, not a miss."""
+        self.misses -= 1
+        self.hits += 1
+        self.moved_hits += 1
 
     def get_by_content(self, content_key: str) -> CacheEntry | None:
         """An entry with the same content computed at other positions (for re-positioned reuse)."""
@@ -206,7 +213,7 @@ class SegmentCache:
         self._entries.clear()
         self._by_content.clear()
         self._bytes = 0
-        self.hits = self.misses = self.disk_hits = 0
+        self.hits = self.misses = self.disk_hits = self.moved_hits = 0
 
     @property
     def nbytes(self) -> int:
@@ -217,7 +224,7 @@ class SegmentCache:
 
     def stats(self) -> dict:
         return {"entries": len(self._entries), "bytes": self._bytes, "hits": self.hits, "misses": self.misses,
-                "disk_hits": self.disk_hits}
+                "disk_hits": self.disk_hits, "moved_hits": self.moved_hits}
 
     def __repr__(self) -> str:
         where = f", directory={str(self.directory)!r}" if self.directory else ""

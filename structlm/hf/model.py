@@ -400,6 +400,7 @@ class StructuredLM:
             return None  # not a plain shift: re-rotation would not reproduce these positions
         shift = delta[0].item()
         self.repositioned += 1
+        self.cache.count_moved_hit()
         return CacheEntry(keys=rerotate_keys(self.model, moved.keys, shift), values=list(moved.values),
                           hidden=moved.hidden, positions=segment.positions.clone())
 
