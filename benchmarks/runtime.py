@@ -5,7 +5,8 @@
 A tiny random Llama (4 layers, hidden 256, fp32, CPU). Prints time-to-first-token and peak extra memory of:
 the sequential prefill (HF, the same tokens one after another), ``reuse`` cold (empty cache), ``reuse`` warm
 (contexts cached, only the query is new), ``dense`` and ``flex``, with ratios to the sequential prefill.
-Memory is the RSS high-water mark above the start of each measurement (Linux clear_refs).
+Each variant runs in its own process; memory is the RSS high-water mark above the start of its timed part
+(Linux clear_refs), so it is that variant's own.
 """
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 
@@ -71,60 +75,81 @@ def measure(fn, repeat: int = 1) -> tuple[float, float, float]:
     return best, cpu_best, peak
 
 
+VARIANTS = ("sequential", "reuse_cold", "reuse_warm", "dense", "flex")
+LABELS = {
+    "sequential": "sequential prefill (HF)",
+    "reuse_cold": "reuse cold",
+    "reuse_warm": "reuse warm (new query, cached contexts)",
+    "dense": "dense (sdpa, bool 4D mask)",
+    "flex": "flex (BlockMask, compiled)",
+}
+
+
+def run_variant(variant: str, contexts: int, context_len: int, repeat: int) -> tuple[float, float, float]:
+    """One measurement in this process: set-up (model, plan, warm-up) first, then the timed part."""
+    model = tiny_llama()
+    plan = parallel_plan(contexts, context_len)
+    lm = StructuredLM(model)
+    if variant == "sequential":
+        ids, positions = plan.input_ids, torch.arange(len(plan))[None]
+
+        def fn():
+            with torch.no_grad():
+                model(ids, position_ids=positions, use_cache=True)
+    elif variant == "reuse_cold":
+        def fn():
+            StructuredLM(model).prefill(plan)
+    elif variant == "reuse_warm":
+        lm.prefill(plan)  # contexts cached; the first new query joins them once
+        lm.prefill(parallel_plan(contexts, context_len, query_seed=2))
+        queries = iter(range(3, 10_000))
+
+        def fn():
+            lm.prefill(parallel_plan(contexts, context_len, query_seed=next(queries)))
+    elif variant == "dense":
+        repeat = 1
+
+        def fn():
+            lm.forward(plan, backend="dense")
+    elif variant == "flex":
+        lm.forward(plan, backend="flex")  # compile once
+
+        def fn():
+            lm.forward(plan, backend="flex")
+    else:
+        raise ValueError(f"unknown variant {variant!r}")
+    return measure(fn, repeat)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--contexts", type=int, default=32)
     parser.add_argument("--context-len", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-flex", action="store_true", help="skip the flex backend (compiles for seconds)")
+    parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # one measurement, in a child
     args = parser.parse_args()
-    model = tiny_llama()
+    if args.variant:
+        print(json.dumps(run_variant(args.variant, args.contexts, args.context_len, args.repeat)))
+        return
     plan = parallel_plan(args.contexts, args.context_len)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}; {plan!r}")
-    ids = plan.input_ids
-    sequential_positions = torch.arange(ids.shape[1])[None]
-
-    def sequential():
-        with torch.no_grad():
-            model(ids, position_ids=sequential_positions, use_cache=True)
-
-    rows = []
-    base, cpu, mem = measure(sequential, args.repeat)
-    rows.append(("sequential prefill (HF)", base, cpu, mem))
-
-    def reuse_cold():
-        StructuredLM(model).prefill(plan)
-
-    t, c, mm = measure(reuse_cold, args.repeat)
-    rows.append(("reuse cold", t, c, mm))
-
-    lm = StructuredLM(model)
-    lm.prefill(plan)  # contexts cached
-    queries = iter(range(2, 10_000))
-
-    def reuse_warm():
-        warm = parallel_plan(args.contexts, args.context_len, query_seed=next(queries))
-        lm.prefill(warm)
-
-    t, c, mm = measure(reuse_warm, args.repeat)
-    rows.append(("reuse warm (new query, cached contexts)", t, c, mm))
-
-    def dense():
-        lm.forward(plan, backend="dense")
-
-    t, c, mm = measure(dense, 1)
-    rows.append(("dense (sdpa, bool 4D mask)", t, c, mm))
-    if not args.no_flex:
-        lm.forward(plan, backend="flex")  # compile once
-        t, c, mm = measure(lambda: lm.forward(plan, backend="flex"), args.repeat)
-        rows.append(("flex (BlockMask, compiled)", t, c, mm))
+    print("each variant runs in its own process (so peak memory is its own); times are best of --repeat")
+    rows = {}
+    for variant in VARIANTS:
+        if variant == "flex" and args.no_flex:
+            continue
+        command = [sys.executable, __file__, "--variant", variant, "--contexts", str(args.contexts),
+                   "--context-len", str(args.context_len), "--repeat", str(args.repeat)]
+        result = subprocess.run(command, capture_output=True, text=True, check=True)
+        rows[variant] = json.loads(result.stdout.strip().splitlines()[-1])
+    base = rows["sequential"][0]
     print(f"{'what':42s} {'wall ms':>10s} {'cpu s':>8s} {'peak MiB':>9s} {'vs sequential':>14s}")
-    for name, t, c, mm in rows:
-        print(f"{name:42s} {t * 1e3:10.1f} {c:8.2f} {mm:9.1f} {base / t:13.1f}x")
-    times = {name: t for name, t, _, _ in rows}
-    if not args.no_flex:
-        print(f"flex vs dense: {times['dense (sdpa, bool 4D mask)'] / times['flex (BlockMask, compiled)']:.1f}x")
-    print(f"goals: warm >= 50x, cold >= 2x, flex >= 3x dense; cache {lm.cache!r}")
+    for variant, (t, c, mm) in rows.items():
+        print(f"{LABELS[variant]:42s} {t * 1e3:10.1f} {c:8.2f} {mm:9.1f} {base / t:13.1f}x")
+    if "flex" in rows:
+        print(f"flex vs dense: {rows['dense'][0] / rows['flex'][0]:.1f}x")
+    print("goals: warm >= 50x, cold >= 2x, flex >= 3x dense")
 
 
 if __name__ == "__main__":
