@@ -56,6 +56,15 @@ def test_transform_on_directed_pyg_data_with_isolated_nodes():
         AddAnchorDistances()(Data(num_nodes=3))
 
 
+def test_transform_options_reach_the_selection():
+    graph, data = karate_data()
+    out = AddAnchorDistances(radius=1, coverage=1.0, max_anchors=2, seed=3, max_distance=1,
+                             attr_name="pe", anchors_attr="pe_anchor_index")(data.clone())
+    anchors = select_anchors(graph, radius=1, coverage=1.0, max_anchors=2, seed=3)
+    assert out.pe_anchor_index.tolist() == list(anchors)
+    np.testing.assert_array_equal(out.pe.numpy(), anchor_distances(graph, anchors, max_distance=1))
+
+
 def test_node_tokenizer_shapes_and_normalisation():
     tokenizer = NodeTokenizer(num_anchors=4, hidden_size=32, tokens_per_node=3, embed_dim=16, max_distance=3)
     distances = np.array([[0, 1, 2, -1], [9999, 3, 4, 1]])
