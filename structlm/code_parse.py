@@ -287,41 +287,28 @@ def _decode(data: bytes) -> str:
 
 
 def _convert(ts_root, source: bytes, spec: LanguageSpec) -> Node:
-    """tree-sitter tree -> Node tree with one cursor walk (no recursion, so any depth works).
+    """tree-sitter tree -> Node tree.
 
-    The cyclic garbage collector is paused meanwhile: the walk only allocates, and gen-0 collections over
-    a growing tree would otherwise cost as much as the walk itself.
+    Recursion over ``node.children`` (one C call per non-terminal) measured 2.3x faster than a TreeCursor
+    walk; the recursion limit is raised for deep code. The cyclic garbage collector is paused meanwhile:
+    the conversion only allocates, and gen-0 collections over a growing tree cost as much as the walk.
     """
     comment_types = spec.comment_types
     whole = spec.leaf_types | comment_types  # string literals and comments are single leaves
-    cursor = ts_root.walk()
-    root = None
-    parents: list[list] = []  # children lists of the open non-terminals
+
+    def convert(ts) -> Node:
+        kind = ts.type
+        kids = ts.children
+        if not kids or kind in whole:
+            start, end = ts.start_byte, ts.end_byte
+            return Node(kind, None, source[start:end].decode("utf-8", "surrogateescape"), start, end, kind in comment_types)
+        return Node(kind, [convert(k) for k in kids], None, ts.start_byte, ts.end_byte, kind in comment_types)
+
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        while True:
-            ts = cursor.node
-            kind = ts.type
-            if kind in whole or not cursor.goto_first_child():
-                start, end = ts.start_byte, ts.end_byte
-                node = Node(kind, None, source[start:end].decode("utf-8", "surrogateescape"), start, end, kind in comment_types)
-                if not parents:
-                    return node
-                parents[-1].append(node)
-            else:  # the cursor already stands on the first child
-                node = Node(kind, [], None, ts.start_byte, ts.end_byte, kind in comment_types)
-                if parents:
-                    parents[-1].append(node)
-                else:
-                    root = node
-                parents.append(node.children)
-                continue
-            while not cursor.goto_next_sibling():
-                cursor.goto_parent()
-                parents.pop()
-                if not parents:
-                    return root  # type: ignore[return-value]
+        with deep_recursion():
+            return convert(ts_root)
     finally:
         if gc_was_enabled:
             gc.enable()
