@@ -115,3 +115,17 @@ def test_cli_graph_command(tmp_path, capsys):
     assert np.load(tmp_path / "d.npy").tolist() == [[1, 2], [0, 1], [1, 0], [2, 1]]
     assert main(["graph", "--builtin", "karate", "--coverage", "1.5"]) == 2
     assert "coverage must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_docs_python_blocks_run(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    page = Path(__file__).resolve().parents[1] / "docs" / "graphs.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) >= 4
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), namespace)
+    assert namespace["embeds"].shape[-1] == 256 and namespace["data"].anchor_pe.shape[0] == 34
