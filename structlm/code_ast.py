@@ -92,6 +92,8 @@ def _root(tree: CodeTree | Node) -> Node:
 
 def _kids(node: Node) -> list[Node]:
     """Children without comments (and without non-terminals that held only comments)."""
+    if node.clean:
+        return node.children
     return [
         k
         for k in node.children

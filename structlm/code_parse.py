@@ -169,7 +169,7 @@ class Node:
     Byte offsets index ``CodeTree.source`` (``-1`` for trees rebuilt from a sequence).
     """
 
-    __slots__ = ("type", "children", "text", "start_byte", "end_byte", "comment")
+    __slots__ = ("type", "children", "text", "start_byte", "end_byte", "comment", "clean")
 
     def __init__(
         self,
@@ -179,6 +179,7 @@ class Node:
         start_byte: int = -1,
         end_byte: int = -1,
         comment: bool = False,
+        clean: bool = False,
     ) -> None:
         self.type = type
         self.children = children if children is not None else []
@@ -186,6 +187,7 @@ class Node:
         self.start_byte = start_byte
         self.end_byte = end_byte
         self.comment = comment
+        self.clean = clean  # True: no comment anywhere below (set by parse; lets walks skip filtering)
 
     @property
     def is_leaf(self) -> bool:
@@ -296,13 +298,20 @@ def _convert(ts_root, source: bytes, spec: LanguageSpec) -> Node:
     comment_types = spec.comment_types
     whole = spec.leaf_types | comment_types  # string literals and comments are single leaves
 
+    seen = [0]  # comments converted so far: a subtree is clean when the count did not move under it
+
     def convert(ts) -> Node:
         kind = ts.type
         kids = ts.children
         if not kids or kind in whole:
             start, end = ts.start_byte, ts.end_byte
-            return Node(kind, None, source[start:end].decode("utf-8", "surrogateescape"), start, end, kind in comment_types)
-        return Node(kind, [convert(k) for k in kids], None, ts.start_byte, ts.end_byte, kind in comment_types)
+            if kind in comment_types:
+                seen[0] += 1
+                return Node(kind, None, source[start:end].decode("utf-8", "surrogateescape"), start, end, True)
+            return Node(kind, None, source[start:end].decode("utf-8", "surrogateescape"), start, end, False, True)
+        before = seen[0]
+        children = [convert(k) for k in kids]
+        return Node(kind, children, None, ts.start_byte, ts.end_byte, kind in comment_types, seen[0] == before)
 
     gc_was_enabled = gc.isenabled()
     gc.disable()

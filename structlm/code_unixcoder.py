@@ -131,7 +131,8 @@ def unixcoder_sequence(
             return
         children = node.children
         if release:
-            children = [c for c in children if not c.comment]
+            if not node.clean:
+                children = [c for c in children if not c.comment]
             if len(children) == 1:
                 emit(children[0])
                 return

@@ -180,3 +180,11 @@ def test_stdlib_sample_leaves_exact(path):
 def test_stdlib_all_leaves_exact():
     for path in stdlib_files():
         check_leaves(parse_quiet(path.read_bytes()))
+
+
+@pytest.mark.parametrize("language", sorted(SNIPPETS))
+def test_clean_flag_marks_comment_free_subtrees(language):
+    tree = parse(SNIPPETS[language], language)
+    for node in tree.root.iter():
+        has_comment = any(leaf.comment for leaf in node.leaves())
+        assert node.clean == (not has_comment), node
