@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from structlm.code_parse import CodeTree, Node, deep_recursion
+from structlm.code_parse import CodeTree, Node, tree_walk
 
 __all__ = [
     "EMPTY",
@@ -165,7 +165,7 @@ def ast_tuple(tree: CodeTree | Node) -> ASTTuple:
     if root.text is not None:
         token(root, EMPTY)
     else:
-        with deep_recursion():
+        with tree_walk():
             visit(root, "")
     return ASTTuple(tokens, d, c, u, spans)
 
@@ -201,7 +201,7 @@ def binarize(tree: CodeTree | Node) -> BinaryNode:
             return BinaryNode(merged, parts[0], right)
         return leaf(label)
 
-    with deep_recursion():
+    with tree_walk():
         return build(root, "")
 
 
@@ -291,7 +291,7 @@ def tree_from_tuple(
             top = Node(label, [top])
         return [top]
 
-    with deep_recursion():
+    with tree_walk():
         out = grow(binary, True)
     return out[0]
 

@@ -38,6 +38,7 @@ __all__ = [
     "functions",
     "strip_comments",
     "deep_recursion",
+    "tree_walk",
 ]
 
 
@@ -292,8 +293,7 @@ def _convert(ts_root, source: bytes, spec: LanguageSpec) -> Node:
     """tree-sitter tree -> Node tree.
 
     Recursion over ``node.children`` (one C call per non-terminal) measured 2.3x faster than a TreeCursor
-    walk; the recursion limit is raised for deep code. The cyclic garbage collector is paused meanwhile:
-    the conversion only allocates, and gen-0 collections over a growing tree cost as much as the walk.
+    walk; :func:`tree_walk` raises the recursion limit and pauses the garbage collector meanwhile.
     """
     comment_types = spec.comment_types
     whole = spec.leaf_types | comment_types  # string literals and comments are single leaves
@@ -313,14 +313,8 @@ def _convert(ts_root, source: bytes, spec: LanguageSpec) -> Node:
         children = [convert(k) for k in kids]
         return Node(kind, children, None, ts.start_byte, ts.end_byte, kind in comment_types, seen[0] == before)
 
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        with deep_recursion():
-            return convert(ts_root)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    with tree_walk():
+        return convert(ts_root)
 
 
 def _char_column(source: bytes, start_byte: int, row_start: int) -> int:
@@ -423,6 +417,21 @@ def strip_comments(source: str, language: str | LanguageSpec, docstrings: bool =
     pieces.append(data[last:])
     text = _decode(b"".join(pieces))
     return "\n".join(line.rstrip() for line in text.splitlines() if line.strip())
+
+
+@contextmanager
+def tree_walk(limit: int = 100_000):
+    """For walks over big trees: a higher recursion limit (deep code) and the cyclic garbage collector
+    paused (the walks only allocate acyclic lists and tuples; with it on, each gen-2 pass rescans the
+    whole tree). Both are restored afterwards."""
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with deep_recursion(limit):
+            yield
+    finally:
+        if gc_was_enabled:
+            gc.enable()
 
 
 @contextmanager

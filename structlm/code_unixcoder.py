@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from structlm.code_parse import CodeTree, LanguageSpec, Node, deep_recursion, language_spec
+from structlm.code_parse import CodeTree, LanguageSpec, Node, language_spec, tree_walk
 from structlm.plan import Plan, Segment
 
 __all__ = [
@@ -145,7 +145,7 @@ def unixcoder_sequence(
                 emit(child)
         append(right)
 
-    with deep_recursion():
+    with tree_walk():
         emit(root)
     return out
 
