@@ -1,7 +1,6 @@
 """AST-Probe on real hidden states: the probe's pieces, a small training run on MiniLM, the CLI."""
 from __future__ import annotations
 
-import os
 import sysconfig
 from pathlib import Path
 
@@ -30,6 +29,16 @@ STDLIB = Path(sysconfig.get_paths()["stdlib"])
 SMALL_SOURCES = [STDLIB / name for name in ("json/decoder.py", "json/encoder.py", "textwrap.py", "string.py", "shlex.py",
                                            "fnmatch.py", "colorsys.py", "bisect.py", "heapq.py", "calendar.py",
                                            "difflib.py", "ipaddress.py")]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small ops on a shared 2-core machine: OpenMP threads spin-wait for each other (DESIGN: timing on 2
+    cores), so these tests run single-threaded and restore the setting afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
