@@ -89,8 +89,9 @@ def random_weights_copy(model: nn.Module, seed: int = 0, keep_embeddings: bool =
     ``keep_embeddings=True`` copies the trained embedding module, as CodeBERTrand keeps CodeBERT's
     embeddings, so the baseline differs from the model only in its Transformer layers.
     """
-    torch.manual_seed(seed)
-    fresh = model.__class__(copy.deepcopy(model.config)).eval()
+    with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG state
+        torch.manual_seed(seed)
+        fresh = model.__class__(copy.deepcopy(model.config)).eval()
     if keep_embeddings:
         fresh.get_input_embeddings().load_state_dict(model.get_input_embeddings().state_dict())
         src = getattr(model, "embeddings", None)
@@ -191,7 +192,11 @@ def make_examples(
         except CodeSyntaxError:
             skipped["syntax"] += 1
             continue
-        tup = ast_tuple(tree)
+        try:
+            tup = ast_tuple(tree)
+        except ValueError:  # nothing left once comments and docstrings are gone
+            skipped["too_short"] += 1
+            continue
         if len(tup.tokens) < min_tokens:
             skipped["too_short"] += 1
             continue

@@ -193,3 +193,16 @@ def test_cli_probe_small_run(tmp_path, capsys):
     assert code == 0
     assert (tmp_path / "probe.png").exists() and (tmp_path / "probe.md").exists()
     assert "random weights" in (tmp_path / "probe.md").read_text()
+
+
+def test_make_examples_filters_and_counts(minilm):
+    tokenizer, _ = minilm
+    snippets = [
+        "def f(x):\n    return x + 1\n",  # kept
+        "def f(:\n    pass\n",  # syntax error
+        '"""only a docstring"""\n',  # nothing left after preprocessing
+        "def g(a):\n    return " + " + ".join(["a"] * 200) + "\n",  # over max_length sub-words
+    ]
+    found, skipped = make_examples(snippets, tokenizer, max_length=128)
+    assert [ex.source for ex in found] == ["def f(x):\n    return x + 1"]
+    assert skipped == {"syntax": 1, "too_long": 1, "too_short": 1, "alignment": 0}
