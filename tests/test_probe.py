@@ -22,7 +22,7 @@ from structlm.probe import (
     random_weights_copy,
     train_probe,
 )
-from structlm.probe import _pool
+from structlm.probe_data import _pool
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 # a fixed handful of stdlib modules: about 150 functions of ordinary Python
