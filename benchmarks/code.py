@@ -69,8 +69,8 @@ def main(argv=None) -> dict:
             w, c = time.perf_counter(), time.process_time()
             tree = parse(data, "python")
             unixcoder_sequence(tree, "paper")
-            if any(not leaf.comment for leaf in tree.root.leaves()):  # files of only comments have no tokens
-                tokens += len(ast_tuple(tree).tokens)
+            if tree.root.text is None and any(not leaf.comment for leaf in tree.root.leaves()):
+                tokens += len(ast_tuple(tree).tokens)  # empty files and files of only comments have no tuple
             spent["full"][0] += time.perf_counter() - w
             spent["full"][1] += time.process_time() - c
         for key in best:

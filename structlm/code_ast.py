@@ -91,15 +91,10 @@ def _root(tree: CodeTree | Node) -> Node:
 
 
 def _kids(node: Node) -> list[Node]:
-    """Children without comments (and without non-terminals that held only comments)."""
+    """Children without comments. (A non-terminal left with no children this way becomes one empty token.)"""
     if node.clean:
         return node.children
-    return [
-        k
-        for k in node.children
-        if not k.comment
-        and (k.text is not None or not k.children[0].comment or any(not g.comment for g in k.children))
-    ]
+    return [k for k in node.children if not k.comment]
 
 
 def ast_tuple(tree: CodeTree | Node) -> ASTTuple:
@@ -110,7 +105,7 @@ def ast_tuple(tree: CodeTree | Node) -> ASTTuple:
     itself at the first boundary).
     """
     root = _root(tree)
-    if root.text is None and not _kids(root):
+    if (root.text is None and not _kids(root)) or root.text == "":
         raise ValueError("the program has no tokens (empty, or only comments)")
     tokens: list[str] = []
     spans: list[tuple[int, int]] = []

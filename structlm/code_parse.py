@@ -349,6 +349,13 @@ def parse(source: str | bytes, language: str | LanguageSpec, strict: bool = Fals
     ``.issues``) when tree-sitter had to recover (ERROR or MISSING nodes). Otherwise the recovered tree is
     returned with the problems in ``tree.errors`` and a :class:`CodeSyntaxWarning`.
     """
+    spec, data, ts_tree, errors = _parse_ts(source, language, strict, stacklevel=3)
+    root = _convert(ts_tree.root_node, data, spec)
+    return CodeTree(root=root, source=data, spec=spec, errors=errors, ts_tree=ts_tree)
+
+
+def _parse_ts(source: str | bytes, language: str | LanguageSpec, strict: bool, stacklevel: int = 2):
+    """The tree-sitter part of :func:`parse`: (spec, source bytes, tree-sitter tree, syntax issues)."""
     spec = language_spec(language)
     if isinstance(source, str):
         data = source.encode("utf-8", errors="surrogateescape")
@@ -365,9 +372,8 @@ def parse(source: str | bytes, language: str | LanguageSpec, strict: bool = Fals
         message = f"{spec.name} syntax error: {summary}{more}"
         if strict:
             raise CodeSyntaxError(message, errors)
-        warnings.warn(message, CodeSyntaxWarning, stacklevel=2)
-    root = _convert(ts_root, data, spec)
-    return CodeTree(root=root, source=data, spec=spec, errors=errors, ts_tree=ts_tree)
+        warnings.warn(message, CodeSyntaxWarning, stacklevel=stacklevel)
+    return spec, data, ts_tree, errors
 
 
 def functions(tree: CodeTree) -> list[Node]:

@@ -32,7 +32,7 @@ def stdlib_sample(step: int = 60) -> list[Path]:
     return stdlib_files()[::step]
 
 
-def parse_quiet(data: bytes, language: str = "python"):
+def parse_quiet(data: bytes | str, language: str = "python"):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CodeSyntaxWarning)
         return parse(data, language)
