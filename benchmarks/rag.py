@@ -25,10 +25,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402
-import time  # noqa: E402
 
 import torch  # noqa: E402
 
+from measure import timed  # noqa: E402
 from structlm import rag  # noqa: E402
 
 
@@ -42,37 +42,14 @@ def tiny_llama(max_positions: int, device: str, seed: int = 0):
     return LlamaForCausalLM._from_config(config, attn_implementation="sdpa").eval().to(device)
 
 
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 class Meter:
-    """Wall time, process CPU time and peak memory growth of one call."""
+    """Wall time, process CPU time and peak memory growth of one call (see benchmarks/measure.py)."""
 
     def __init__(self, device: str) -> None:
         self.device = device
 
     def __call__(self, fn):
-        cuda = self.device.startswith("cuda")
-        if cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            before = torch.cuda.memory_allocated()
-        else:
-            with open("/proc/self/clear_refs", "w") as handle:
-                handle.write("5")
-            before = _rss_kib("VmRSS") * 1024
-        wall, cpu = time.perf_counter(), time.process_time()
-        result = fn()
-        if cuda:
-            torch.cuda.synchronize()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        peak = (torch.cuda.max_memory_allocated() if cuda else _rss_kib("VmHWM") * 1024) - before
-        return result, wall, cpu, max(0, peak)
+        return timed(fn, self.device)
 
 
 def measure(n_contexts: int, tokens: int, repeat: int, device: str, sequential_limit: int) -> dict:

@@ -18,13 +18,13 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 import warnings  # noqa: E402
 
 import torch  # noqa: E402
 
 warnings.filterwarnings("ignore")
 
+from measure import timed  # noqa: E402
 from structlm import Plan, Segment  # noqa: E402
 from structlm.hf import StructuredLM  # noqa: E402
 
@@ -51,28 +51,11 @@ def parallel_plan(contexts: int, context_len: int, prefix_len: int = 32, query_l
     return plan
 
 
-def _kib(field: str) -> int:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
 def measure(fn, repeat: int = 1) -> tuple[float, float, float]:
-    """Best wall time, its process CPU time, and peak extra RSS in MiB."""
-    best, cpu_best, peak = float("inf"), 0.0, 0.0
-    for _ in range(repeat):
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        before = _kib("VmRSS")
-        c0, t0 = time.process_time(), time.perf_counter()
-        fn()
-        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-        peak = max(peak, (_kib("VmHWM") - before) / 1024)
-        if elapsed < best:
-            best, cpu_best = elapsed, cpu
-    return best, cpu_best, peak
+    """Best wall time, its process CPU time, and the largest peak extra memory in MiB."""
+    runs = [timed(fn)[1:] for _ in range(repeat)]
+    wall, cpu, _ = min(runs)
+    return wall, cpu, max(peak for _, _, peak in runs) / 2**20
 
 
 VARIANTS = ("sequential", "reuse_cold", "reuse_warm", "dense", "flex")
