@@ -6,6 +6,7 @@ Each front-end contributes one subcommand through a ``register_<name>(subparsers
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -305,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # torch's OpenMP threads spin-wait by default, which makes small ops many times slower on shared CPUs;
+    # the command sets the passive policy before anything imports torch (an explicit setting wins).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
