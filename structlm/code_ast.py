@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from structlm.code_parse import CodeTree, Node, tree_walk
+from structlm.code_parse import CodeTree, Node, root_node, tree_walk
 
 __all__ = [
     "EMPTY",
@@ -82,14 +82,6 @@ class BinaryNode:
         return out
 
 
-def _root(tree: CodeTree | Node) -> Node:
-    if isinstance(tree, CodeTree):
-        return tree.root
-    if isinstance(tree, Node):
-        return tree
-    raise TypeError(f"expected a CodeTree or Node, got {type(tree).__name__}")
-
-
 def _kids(node: Node) -> list[Node]:
     """Children without comments. (A non-terminal left with no children this way becomes one empty token.)"""
     if node.clean:
@@ -104,7 +96,7 @@ def ast_tuple(tree: CodeTree | Node) -> ASTTuple:
     heights are known the right-branching fold fills them (``d`` = height of the empty node or of the node
     itself at the first boundary).
     """
-    root = _root(tree)
+    root = root_node(tree)
     if (root.text is None and not _kids(root)) or root.text == "":
         raise ValueError("the program has no tokens (empty, or only comments)")
     tokens: list[str] = []
@@ -171,7 +163,7 @@ def binarize(tree: CodeTree | Node) -> BinaryNode:
     Kept separate from :func:`ast_tuple` so tests can check ``tree_from_tuple(..., expand=False)`` against
     a tree built by a different route.
     """
-    root = _root(tree)
+    root = root_node(tree)
     counter = [0]
 
     def leaf(unary: str) -> BinaryNode:
@@ -297,7 +289,7 @@ def constituents(tree: Node | CodeTree) -> Counter:
     A span of consecutive tokens is the paper's ``label-i-j-...-k`` string. Comments are skipped, so the
     constituents of a parsed tree are directly comparable with those rebuilt from its tuple.
     """
-    root = _root(tree)
+    root = root_node(tree)
     out: Counter = Counter()
     count = 0
     # iterative post-order computing (first, last) token index per node

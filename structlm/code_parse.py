@@ -39,6 +39,7 @@ __all__ = [
     "strip_comments",
     "deep_recursion",
     "tree_walk",
+    "root_node",
 ]
 
 
@@ -283,6 +284,15 @@ class CodeTree:
     def text(self, node: Node) -> str:
         """The exact source text of any node (byte-sliced)."""
         return self.source[node.start_byte : node.end_byte].decode("utf-8", errors="surrogateescape")
+
+
+def root_node(tree: "CodeTree | Node") -> Node:
+    """The root Node of a parsed tree (or the node itself): every tree function takes either."""
+    if isinstance(tree, CodeTree):
+        return tree.root
+    if isinstance(tree, Node):
+        return tree
+    raise TypeError(f"expected a CodeTree or Node, got {type(tree).__name__}")
 
 
 def _decode(data: bytes) -> str:

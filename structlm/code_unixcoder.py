@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from structlm.code_parse import CodeTree, LanguageSpec, Node, language_spec, tree_walk
+from structlm.code_parse import CodeTree, LanguageSpec, Node, language_spec, root_node, tree_walk
 from structlm.plan import Plan, Segment
 
 __all__ = [
@@ -74,14 +74,6 @@ class Markers:
         return None if found is None else (found[1], found[2])
 
 
-def _root(tree: CodeTree | Node) -> Node:
-    if isinstance(tree, CodeTree):
-        return tree.root
-    if isinstance(tree, Node):
-        return tree
-    raise TypeError(f"expected a CodeTree or Node, got {type(tree).__name__}")
-
-
 def unixcoder_sequence(
     tree: CodeTree | Node,
     style: str = "paper",
@@ -99,7 +91,7 @@ def unixcoder_sequence(
     if style not in ("paper", "release"):
         raise ValueError(f"style must be 'paper' or 'release', got {style!r}")
     markers = markers or Markers()
-    root = _root(tree)
+    root = root_node(tree)
     release = style == "release"
     out: list[str] = []
     append, extend = out.append, out.extend
