@@ -218,14 +218,17 @@ class Plan:
     # ----------------------------------------------------------------------------------------- access
     @property
     def segments(self) -> list[Segment]:
+        """The segments in physical token order (a copy of the list)."""
         return list(self._segments)
 
     @property
     def names(self) -> list[str]:
+        """Segment names in physical token order."""
         return [segment.name for segment in self._segments]
 
     @property
     def edges(self) -> list[tuple[str, str]]:
+        """Every ``(viewer, viewed)`` edge, viewers in plan order."""
         return [(viewer, viewed) for viewer in self.names for viewed in self._sees[viewer]]
 
     def sees(self, name: str) -> list[str]:
@@ -251,9 +254,11 @@ class Plan:
 
     @property
     def num_segments(self) -> int:
+        """Number of segments (``len(plan)`` counts tokens)."""
         return len(self._segments)
 
     def index(self, name: str) -> int:
+        """Position of segment ``name`` in the plan's order."""
         return self._index[name]
 
     # ----------------------------------------------------------------------------------------- derived
@@ -276,6 +281,7 @@ class Plan:
 
     @property
     def spans(self) -> dict[str, tuple[int, int]]:
+        """Segment name -> ``(start, end)`` token range in the physical order."""
         offsets = self._offsets().tolist()
         return {s.name: (offsets[i], offsets[i + 1]) for i, s in enumerate(self._segments)}
 
@@ -312,6 +318,7 @@ class Plan:
 
     @property
     def has_soft_tokens(self) -> bool:
+        """True when some segment holds embeddings instead of token ids."""
         return any(s.is_soft for s in self._segments)
 
     @property
@@ -362,6 +369,7 @@ class Plan:
             raise PlanError("the plan has no segments")
 
     def last_segment(self) -> Segment:
+        """The physically last segment: generation continues after it."""
         self._require_segments()
         return self._segments[-1]
 
@@ -391,6 +399,7 @@ class Plan:
         return schedule(self)
 
     def is_acyclic(self) -> bool:
+        """True when segments can be encoded one after another (the KV-reuse backend applies)."""
         try:
             self.schedule()
         except PlanError:
@@ -399,6 +408,7 @@ class Plan:
 
     # ----------------------------------------------------------------------------------------- copies
     def copy(self) -> "Plan":
+        """A new plan with the same segments and edges (segments are shared, they are not mutated)."""
         return Plan(self._segments, self.edges)
 
     def subplan(self, names: Iterable[str]) -> "Plan":
@@ -412,6 +422,7 @@ class Plan:
 
     # ----------------------------------------------------------------------------------------- JSON
     def to_dict(self) -> dict:
+        """A JSON-ready dict: format and version, segments (ids or embeds, positions, rule), edges."""
         segments = []
         for s in self._segments:
             entry: dict[str, Any] = {"name": s.name, "role": s.role, "causal": s.causal}
@@ -431,10 +442,12 @@ class Plan:
         }
 
     def to_json(self, indent: int | None = None) -> str:
+        """The plan as JSON text; ``Plan.from_json`` reads it back (validated)."""
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "Plan":
+        """Build a plan from ``to_dict`` output, checking every field (``PlanError`` on a malformed one)."""
         if not isinstance(data, Mapping):
             raise PlanError(f"a plan file holds a JSON object, got {type(data).__name__}")
         if data.get("format") != JSON_FORMAT:
@@ -484,6 +497,7 @@ class Plan:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "Plan":
+        """Read a plan written by ``to_json``; a malformed file raises ``PlanError``, never ``KeyError``."""
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:

@@ -17,3 +17,12 @@ def test_python_blocks_run(page, tmp_path, monkeypatch):
     namespace: dict = {}
     for block in blocks:
         exec(compile(block, f"{page}", "exec"), namespace)
+
+
+def test_api_reference_is_current():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_api", ROOT / "docs" / "make_api.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (ROOT / "docs" / "api.md").read_text() == module.render(), "run: python docs/make_api.py"

@@ -100,6 +100,7 @@ class CacheEntry:
 
     @property
     def nbytes(self) -> int:
+        """Bytes of keys, values, hidden states and positions."""
         total = sum(t.numel() * t.element_size() for t in self.keys + self.values)
         if self.hidden is not None:
             total += self.hidden.numel() * self.hidden.element_size()
@@ -146,6 +147,7 @@ class SegmentCache:
 
     # ----------------------------------------------------------------------------------------- lookups
     def get(self, key: str) -> CacheEntry | None:
+        """The entry under ``key`` from memory, else from the directory store; counts a hit or a miss."""
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)
@@ -178,6 +180,7 @@ class SegmentCache:
         return key in self._entries or (self.directory is not None and self._path(key).exists())
 
     def put(self, key: str, entry: CacheEntry, content_key: str | None = None) -> None:
+        """Store an entry in memory (LRU within the byte budget) and, with a directory, on disk atomically."""
         entry = CacheEntry(
             keys=[k.detach() for k in entry.keys],
             values=[v.detach() for v in entry.values],
@@ -217,12 +220,14 @@ class SegmentCache:
 
     @property
     def nbytes(self) -> int:
+        """Bytes held in memory."""
         return self._bytes
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def stats(self) -> dict:
+        """Entries, bytes held, hits, misses, disk hits and re-positioned hits."""
         return {"entries": len(self._entries), "bytes": self._bytes, "hits": self.hits, "misses": self.misses,
                 "disk_hits": self.disk_hits, "moved_hits": self.moved_hits}
 

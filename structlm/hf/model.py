@@ -146,14 +146,17 @@ class StructuredLM:
     # ----------------------------------------------------------------------------------------- basics
     @property
     def config(self):
+        """The wrapped model's config."""
         return self.model.config
 
     @property
     def device(self) -> torch.device:
+        """Where the model's weights live (inputs are moved there)."""
         return next(self.model.parameters()).device
 
     @property
     def dtype(self) -> torch.dtype:
+        """The model's weight dtype (additive masks and soft tokens use it)."""
         return next(self.model.parameters()).dtype
 
     def __repr__(self) -> str:
