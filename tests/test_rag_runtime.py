@@ -151,10 +151,10 @@ def reposition_deviation(model, shift: int, prefix=PREFIX, contexts=CONTEXTS) ->
         names.append(f"context{i}")
     top = len(prefix) + shift + max(len(c) for c in contexts)
     moved.add(Segment("query", input_ids=QUERY, start=top, role="query"), sees=["prefix"] + names)
-    state, _ = lm.prefill(moved)
+    state = lm.prefill(moved)
     assert lm.repositioned == len(contexts)
     fresh_lm = StructuredLM(model)
-    fresh_state, _ = fresh_lm.prefill(moved)
+    fresh_state = fresh_lm.prefill(moved)
     layers = len(state.entries[names[0]].keys)
     key_dev = [max(float((state.entries[n].keys[i] - fresh_state.entries[n].keys[i]).abs().max()) for n in names)
                for i in range(layers)]

@@ -278,3 +278,21 @@ def test_auto_backend_choice():
 
     expected = "flex" if (shutil.which("g++") or shutil.which("c++")) else "dense"
     assert encoder.choose_backend(sparse) == expected
+
+
+def test_prefill_gives_the_whole_plan_as_a_transformers_cache():
+    m = model("llama")
+    lm = StructuredLM(m)
+    plan = ladder_plan()
+    state = lm.prefill(plan)
+    cache = state.to_cache()
+    mask = to_additive(brute_force_mask(plan))[None, None]
+    with torch.no_grad():
+        from transformers import DynamicCache
+
+        ref = m(plan.input_ids, attention_mask=mask, position_ids=plan.position_ids, cache=DynamicCache(),
+                use_cache=True).cache
+    assert cache.get_seq_length() == len(plan)
+    for ours, theirs in zip(cache.layers, ref.layers):
+        assert torch.allclose(ours.keys, theirs.keys, atol=TOL) and torch.allclose(ours.values, theirs.values, atol=TOL)
+    assert state.to_cache(["prefix", "c1"]).get_seq_length() == 7

@@ -39,7 +39,7 @@ def generate(lm: "StructuredLM", plan: Plan, max_new_tokens: int = 20, do_sample
     last = plan.last_segment()
     visible = plan.sees(last.name) + [last.name]
     if plan.is_acyclic():
-        entries = lm.prefill(plan, attention=attention)[0].entries
+        entries = lm.prefill(plan, attention=attention).entries
     else:
         entries = dense_entries(lm, plan, attention)
     chosen = [entries[name] for name in visible]

@@ -54,6 +54,15 @@ class PlanState:
         """Per-layer keys and values of the named segments, concatenated in the given order."""
         return _join([self.entries[n] for n in names])
 
+    def to_cache(self, names: Sequence[str] | None = None) -> DynamicCache:
+        """A transformers ``DynamicCache`` of the named segments (default: the whole plan, in plan order).
+
+        Keys carry their rotary positions already, so the cache can be continued by any forward that passes
+        explicit position ids and a mask over these tokens.
+        """
+        keys, values = self.joined(list(names) if names is not None else self.plan.names)
+        return DynamicCache(list(zip(keys, values)))
+
 
 def _parts(entries: Sequence[CacheEntry]) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
     """Per layer, the keys (and values) of each entry, in order: what a joined cache is built from."""
@@ -407,9 +416,13 @@ class StructuredLM:
         return CacheEntry(keys=rerotate_keys(self.model, moved.keys, shift), values=list(moved.values),
                           hidden=moved.hidden, positions=segment.positions.clone())
 
-    def prefill(self, plan: Plan, attention: Any = None, output_hidden_states: bool = False,
-                use_cache: bool = True) -> tuple[PlanState, dict[str, tuple]]:
-        """Encode every segment in dependency order, reusing cached segments; returns the per-segment state."""
+    def prefill(self, plan: Plan, attention: Any = None, use_cache: bool = True) -> PlanState:
+        """Encode every segment in dependency order, reusing cached segments: each segment's keys, values and
+        final hidden states, by name (what ``generate`` continues from)."""
+        return self._prefill(plan, attention=attention, use_cache=use_cache)[0]
+
+    def _prefill(self, plan: Plan, attention: Any = None, output_hidden_states: bool = False,
+                 use_cache: bool = True) -> tuple[PlanState, dict[str, tuple]]:
         levels = self._require_reuse(plan)
         self.check_plan(plan)
         state: dict[str, CacheEntry] = {}
@@ -450,7 +463,7 @@ class StructuredLM:
         return PlanState(plan=plan, entries=state, keys=keys), layer_states
 
     def _reuse_forward(self, plan: Plan, output_hidden_states: bool, attention) -> StructuredOutput:
-        plan_state, layer_states = self.prefill(plan, attention=attention, output_hidden_states=output_hidden_states)
+        plan_state, layer_states = self._prefill(plan, attention=attention, output_hidden_states=output_hidden_states)
         hidden = torch.cat([plan_state.entries[name].hidden for name in plan.names])[None]
         hidden_states = None
         if output_hidden_states:
