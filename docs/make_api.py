@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 MODULES = [
-    ("structlm", "The core: plans and mask refinements"),
+    ("structlm", "Top-level names (the core, and the runtime's main classes)"),
     ("structlm.masks", "Compile targets"),
     ("structlm.viz", "Pictures"),
     ("structlm.hf", "The runtime"),
@@ -45,6 +45,10 @@ def render() -> str:
             if name.startswith("__"):
                 continue
             obj = getattr(module, name)
+            home = getattr(obj, "__module__", module_name) or module_name
+            if module_name == "structlm" and home.startswith("structlm.hf"):
+                lines.append(f"- `{name}` — {_summary(obj)} (documented under `structlm.hf`)")
+                continue
             if inspect.isclass(obj):
                 lines.append(f"- **class `{name}{_signature(obj)}`** — {_summary(obj)}")
                 for member_name, member in inspect.getmembers(obj):

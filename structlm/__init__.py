@@ -20,11 +20,15 @@ _EXPORTS = {
     "or_masks": "structlm.masks",
     "sliding_window": "structlm.masks",
     "anchor": "structlm.masks",
+    "StructuredLM": "structlm.hf",
+    "SegmentCache": "structlm.hf",
+    "APE": "structlm.hf",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from structlm.hf import APE, SegmentCache, StructuredLM
     from structlm.masks import and_masks, anchor, or_masks, sliding_window
     from structlm.plan import Plan, PlanError, Segment
 
