@@ -282,8 +282,12 @@ class Plan:
     @property
     def spans(self) -> dict[str, tuple[int, int]]:
         """Segment name -> ``(start, end)`` token range in the physical order."""
-        offsets = self._offsets().tolist()
-        return {s.name: (offsets[i], offsets[i + 1]) for i, s in enumerate(self._segments)}
+
+        def build():
+            offsets = self._offsets().tolist()
+            return {s.name: (offsets[i], offsets[i + 1]) for i, s in enumerate(self._segments)}
+
+        return dict(self._cached("spans", build))
 
     @property
     def segment_ids(self) -> torch.Tensor:

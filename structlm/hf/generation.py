@@ -39,7 +39,7 @@ def generate(lm: "StructuredLM", plan: Plan, max_new_tokens: int = 20, do_sample
     last = plan.last_segment()
     visible = plan.sees(last.name) + [last.name]
     if plan.is_acyclic():
-        entries = lm.prefill(plan, attention=attention).entries
+        entries = lm._prefill(plan, attention=attention)[0].entries  # the plan was checked above
     else:
         entries = dense_entries(lm, plan, attention)
     chosen = [entries[name] for name in visible]
@@ -58,8 +58,11 @@ def generate(lm: "StructuredLM", plan: Plan, max_new_tokens: int = 20, do_sample
             if token in eos or step == max_new_tokens - 1:
                 break
             every = torch.ones(1, 1, 1, cols.numel() + len(new_tokens), dtype=torch.bool)
-            generated_cols = torch.cat([cols, torch.full((len(new_tokens),), -1)])
-            implementation, mask, extra = lm._call_setup(attention, every, plan, torch.tensor([-1]), generated_cols)
+            rows = generated_cols = None
+            if attention is not None:  # generated tokens are -1: not in the plan
+                rows = torch.tensor([-1])
+                generated_cols = torch.cat([cols, torch.full((len(new_tokens),), -1)])
+            implementation, mask, extra = lm._call_setup(attention, every, plan, rows, generated_cols)
             dtype = torch.float32 if isinstance(position, float) else torch.long
             with lm._implementation(implementation):
                 out = lm._base(input_ids=torch.tensor([[token]], device=lm.device), attention_mask=mask,

@@ -214,7 +214,8 @@ class StructuredLM:
         current = self.config._attn_implementation
         return "eager" if current == "eager" else GROUPED_SDPA
 
-    def _call_setup(self, attention, allowed: torch.Tensor, plan: Plan, rows: torch.Tensor, cols: torch.Tensor):
+    def _call_setup(self, attention, allowed: torch.Tensor, plan: Plan, rows: torch.Tensor | None,
+                    cols: torch.Tensor | None):
         """For one masked model call: the attention implementation, the mask in its format, and hook kwargs."""
         implementation = self._dense_implementation(attention)
         kind = "additive" if attention is not None else self._mask_kind(implementation)
@@ -377,9 +378,11 @@ class StructuredLM:
         if segment.causal:
             own = torch.tril(own)
         allowed = torch.cat([torch.ones(length, past, dtype=torch.bool), own], dim=1)[None, None]
-        spans = plan.spans
-        own_rows = torch.arange(*spans[segment.name])
-        cols = torch.cat([torch.arange(*spans[name]) for name in seen] + [own_rows])
+        own_rows = cols = None
+        if attention is not None:  # the hook needs the plan indices of this call's rows and keys
+            spans = plan.spans
+            own_rows = torch.arange(*spans[segment.name])
+            cols = torch.cat([torch.arange(*spans[name]) for name in seen] + [own_rows])
         implementation, mask, extra = self._call_setup(attention, allowed, plan, own_rows, cols)
         if past:
             cache = self._joined.cache_for(tuple(seen_keys), lambda: _parts(seen_entries), room=length)
@@ -419,12 +422,14 @@ class StructuredLM:
     def prefill(self, plan: Plan, attention: Any = None, use_cache: bool = True) -> PlanState:
         """Encode every segment in dependency order, reusing cached segments: each segment's keys, values and
         final hidden states, by name (what ``generate`` continues from)."""
-        return self._prefill(plan, attention=attention, use_cache=use_cache)[0]
-
-    def _prefill(self, plan: Plan, attention: Any = None, output_hidden_states: bool = False,
-                 use_cache: bool = True) -> tuple[PlanState, dict[str, tuple]]:
         levels = self._require_reuse(plan)
         self.check_plan(plan)
+        return self._prefill(plan, attention=attention, use_cache=use_cache, levels=levels)[0]
+
+    def _prefill(self, plan: Plan, attention: Any = None, output_hidden_states: bool = False,
+                 use_cache: bool = True, levels: list[list[str]] | None = None) -> tuple[PlanState, dict[str, tuple]]:
+        """The schedule run on a plan its caller has already checked."""
+        levels = levels if levels is not None else self._require_reuse(plan)
         state: dict[str, CacheEntry] = {}
         keys: dict[str, str] = {}
         layer_states: dict[str, tuple] = {}
@@ -446,9 +451,10 @@ class StructuredLM:
                     keys[name] = key
                     cacheable = use_cache and name not in touched
                     entry = None
-                    if cacheable and not output_hidden_states:
+                    if cacheable:
                         content_key = segment_key(self.fingerprint, tokens, segment.positions, segment.causal,
                                                   seen_keys, include_positions=False)
+                    if cacheable and not output_hidden_states:
                         entry = self._lookup(segment, key, content_key, seen)
                     if entry is None:
                         entry, hidden_states = self._encode_segment(plan, segment, seen, state, seen_keys,
@@ -456,8 +462,6 @@ class StructuredLM:
                         if hidden_states is not None:
                             layer_states[name] = hidden_states
                         if cacheable:
-                            content_key = segment_key(self.fingerprint, tokens, segment.positions, segment.causal,
-                                                      seen_keys, include_positions=False)
                             self.cache.put(key, entry, content_key=content_key)
                     state[name] = entry
         return PlanState(plan=plan, entries=state, keys=keys), layer_states
