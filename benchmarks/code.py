@@ -41,7 +41,7 @@ def bare_walk(parser, data: bytes) -> int:
 
 def main(argv=None) -> dict:
     from structlm.code import CodeSyntaxWarning, ast_tuple, language_spec, parse, unixcoder_sequence
-    from structlm.code_parse import _ts_parser
+    from structlm.code.parser import _ts_parser
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--source", default=sysconfig.get_paths()["stdlib"], help="directory of .py files")

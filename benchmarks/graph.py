@@ -190,7 +190,7 @@ def spearman_table(steps: int = 300) -> str:
     import torch
 
     from structlm.graph import anchor_distances, select_anchors
-    from structlm.graph_tokens import NodeTokenizer
+    from structlm.graph.tokens import NodeTokenizer
 
     lines = ["| graph | radius | anchors (95 %) | Spearman before | after | held-out pairs | loss first -> last |",
              "|---|---|---|---|---|---|---|"]

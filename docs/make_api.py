@@ -11,13 +11,18 @@ from pathlib import Path
 
 MODULES = [
     ("structlm", "Top-level names (the core, and the runtime's main classes)"),
+    ("structlm.errors", "Errors"),
+    ("structlm.plan", "Plans"),
     ("structlm.masks", "Compile targets"),
+    ("structlm.schedule", "Dependency levels"),
+    ("structlm.layouts", "Shared layouts"),
+    ("structlm.text", "Text to ids"),
     ("structlm.viz", "Pictures"),
+    ("structlm.testing", "Fixtures: tiny models and the reference forward"),
     ("structlm.hf", "The runtime"),
+    ("structlm.hf.call", "The runtime: one model call"),
     ("structlm.rag", "RAG layouts"),
-    ("structlm.graph", "Graphs: input, anchors, distances"),
-    ("structlm.graph_tokens", "Graphs: node tokens"),
-    ("structlm.graph_plans", "Graphs: plans"),
+    ("structlm.graph", "Graphs: input, anchors, distances, node tokens, plans"),
     ("structlm.code", "Code: parsing, UniXcoder, AST-Probe tuples"),
     ("structlm.probe", "Code: the probe"),
 ]
@@ -38,6 +43,7 @@ def _signature(obj) -> str:
 def render() -> str:
     lines = ["# API reference", "",
              "Generated from the docstrings by `python docs/make_api.py`; the guides explain how the pieces fit.", ""]
+    documented = {name for name, _ in MODULES}
     for module_name, title in MODULES:
         module = importlib.import_module(module_name)
         lines += [f"## `{module_name}` — {title}", ""]
@@ -46,8 +52,8 @@ def render() -> str:
                 continue
             obj = getattr(module, name)
             home = getattr(obj, "__module__", module_name) or module_name
-            if module_name == "structlm" and home.startswith("structlm.hf"):
-                lines.append(f"- `{name}` — {_summary(obj)} (documented under `structlm.hf`)")
+            if module_name != home and home in documented and home != module_name:
+                lines.append(f"- `{name}` — {_summary(obj)} (documented under `{home}`)")
                 continue
             if inspect.isclass(obj):
                 lines.append(f"- **class `{name}{_signature(obj)}`** — {_summary(obj)}")

@@ -8,7 +8,7 @@ Steps:
 2. a NodeTokenizer pretrained with the rank-preserving loss (held-out Spearman before/after), then an NT-LLM prompt
    plan with two members' soft tokens between the instruction and the question;
 3. Les Misérables: a two-hop Graph-KV plan around one character (outer ring -> inner ring -> centre; the question
-   sees all), built by ``structlm.graph_plans.ego_graph_plan`` on top of ``structlm.rag.graph_kv``.
+   sees all), built by ``structlm.graph.plans.ego_graph_plan`` on top of ``structlm.rag.graphs``.
 Everything runs offline: the tokenizer is a word-level one built from the texts, no model is needed.
 """
 from __future__ import annotations
@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from structlm.graph import anchor_coverage, anchor_distances, select_anchors  # noqa: E402
-from structlm.graph_plans import ego_graph_plan, node_token_plan  # noqa: E402
-from structlm.graph_tokens import NodeTokenizer  # noqa: E402
+from structlm.graph.plans import ego_graph_plan, node_token_plan  # noqa: E402
+from structlm.graph.tokens import NodeTokenizer  # noqa: E402
 from structlm.rag import demo_tokenizer  # noqa: E402
 
 

@@ -4,7 +4,7 @@
     python examples/rag_parallel.py --model meta-llama/Llama-3.1-8B-Instruct --temperature 0.9 --scale 0.9
 
 Steps:
-1. build the APE layout (`structlm.rag.parallel`): the prefix at 0..P-1, every document at P..P+Lᵢ-1 seeing the
+1. build the APE layout (`structlm.rag.ape`): the prefix at 0..P-1, every document at P..P+Lᵢ-1 seeing the
    prefix only, the question after the longest document seeing everything;
 2. answer a question with APE attention (`structlm.hf.attention.APE`) — documents are encoded one by one and go
    into the runtime's SegmentCache;

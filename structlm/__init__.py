@@ -7,35 +7,34 @@ The names below load on first use, so ``import structlm.cli`` (the command) star
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING
+from structlm.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
     "Plan": "structlm.plan",
     "Segment": "structlm.plan",
-    "PlanError": "structlm.plan",
+    "StructlmError": "structlm.errors",
+    "PlanError": "structlm.errors",
     "and_masks": "structlm.masks",
     "or_masks": "structlm.masks",
     "sliding_window": "structlm.masks",
     "anchor": "structlm.masks",
+    "Template": "structlm.text",
     "StructuredLM": "structlm.hf",
     "SegmentCache": "structlm.hf",
     "APE": "structlm.hf",
 }
+_SUBPACKAGES = ("rag", "graph", "code", "probe", "hf", "layouts", "masks", "text", "testing", "errors")
 
 __all__ = [*_EXPORTS, "__version__"]
-
-if TYPE_CHECKING:  # pragma: no cover
-    from structlm.hf import APE, SegmentCache, StructuredLM
-    from structlm.masks import and_masks, anchor, or_masks, sliding_window
-    from structlm.plan import Plan, PlanError, Segment
+_getattr, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'structlm' has no attribute {name!r}")
+    """Public names, and front-end subpackages as attributes (``structlm.rag.parallel``) on first use."""
+    if name in _SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"structlm.{name}")
+    return _getattr(name)

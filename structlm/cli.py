@@ -11,18 +11,6 @@ import sys
 from typing import Callable, Sequence
 
 
-def _demo_plan():
-    """A small plan that shows every feature of the core: prefix, parallel contexts, a query seeing all."""
-    from structlm.plan import Plan, Segment
-
-    plan = Plan()
-    plan.add(Segment("prefix", input_ids=[1, 2, 3, 4], role="prefix"))
-    for i, ids in enumerate(([10, 11, 12], [20, 21, 22, 23, 24], [30, 31])):
-        plan.add(Segment(f"context{i}", input_ids=ids, start=4, role="context"), sees=["prefix"])
-    plan.add(Segment("query", input_ids=[40, 41], start=9, role="query"), sees=["prefix", "context0", "context1", "context2"])
-    return plan
-
-
 def _run_plan(args: argparse.Namespace) -> int:
     from structlm.plan import Plan
 
@@ -30,7 +18,9 @@ def _run_plan(args: argparse.Namespace) -> int:
         with open(args.json, encoding="utf-8") as handle:
             plan = Plan.from_json(handle.read())
     else:
-        plan = _demo_plan()
+        from structlm.testing import example_plan
+
+        plan = example_plan()
     print(repr(plan))
     print(plan.describe())
     if args.mask:
@@ -63,11 +53,8 @@ def register_plan(subparsers) -> None:
 
 def _run_rag(args: argparse.Namespace) -> int:
     """Build a RAG plan, print it, and answer the question on a model (a tiny random Llama when offline)."""
-    import torch
-
     from structlm import rag
-    from structlm.hf import StructuredLM
-    from structlm.hf.attention import APE
+    from structlm.hf import APE, StructuredLM
 
     contexts = args.context or [
         "the amazon river carries more water than any other river",
@@ -79,14 +66,10 @@ def _run_rag(args: argparse.Namespace) -> int:
         lm = StructuredLM.from_pretrained(args.model)
         tokenizer = lm.tokenizer
     else:
-        from transformers import LlamaConfig, LlamaForCausalLM
+        from structlm.testing import demo_tokenizer, tiny_llama
 
-        tokenizer = rag.demo_tokenizer(contexts + [query, args.prefix])
-        config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                             bos_token_id=1, eos_token_id=2, pad_token_id=0)
-        torch.manual_seed(0)
-        lm = StructuredLM(LlamaForCausalLM._from_config(config).eval(), tokenizer=tokenizer)
+        tokenizer = demo_tokenizer(contexts + [query, args.prefix])
+        lm = StructuredLM(tiny_llama(len(tokenizer)), tokenizer=tokenizer)
     if args.layout == "parallel":
         plan = rag.parallel(tokenizer, contexts, query, prefix=args.prefix)
     elif args.layout == "sequential":

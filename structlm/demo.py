@@ -20,21 +20,10 @@ CONTEXTS = [
 QUESTIONS = ["which lake is the deepest", "which river carries the most water"]
 
 
-def _tiny_llama(vocab_size: int):
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                         bos_token_id=1, eos_token_id=2, pad_token_id=0)
-    torch.manual_seed(0)
-    return LlamaForCausalLM._from_config(config, attn_implementation="sdpa").eval()
-
-
 def _plan_step(say: Callable[[str], None], out: Path | None) -> None:
-    from structlm.cli import _demo_plan
+    from structlm.testing import example_plan
 
-    plan = _demo_plan()
+    plan = example_plan()
     say(f"{plan!r}\n{plan.describe()}\nschedule (KV-reuse order): {plan.schedule()}")
     tiles = plan.block_mask(block_size=4)
     say(f"BlockMask with 4-token tiles: {tiles.sparsity():.0f}% of tiles skipped")
@@ -49,9 +38,10 @@ def _plan_step(say: Callable[[str], None], out: Path | None) -> None:
 def _rag_step(say: Callable[[str], None]) -> None:
     from structlm import rag
     from structlm.hf import APE, StructuredLM
+    from structlm.testing import demo_tokenizer, tiny_llama
 
-    tokenizer = rag.demo_tokenizer(CONTEXTS + QUESTIONS + ["answer from the documents"])
-    lm = StructuredLM(_tiny_llama(len(tokenizer)), tokenizer=tokenizer)
+    tokenizer = demo_tokenizer(CONTEXTS + QUESTIONS + ["answer from the documents"])
+    lm = StructuredLM(tiny_llama(len(tokenizer)), tokenizer=tokenizer)
     first = rag.parallel(tokenizer, CONTEXTS, QUESTIONS[0], prefix="answer from the documents")
     starts = sorted({first[name].start for name in first.names if name.startswith("context")})
     say(f"{first!r}; every context starts at position {starts}, the query at {first['query'].start}")

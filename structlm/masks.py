@@ -1,4 +1,9 @@
-"""Compile a Plan to attention masks: a mask function, dense masks, a FlexAttention BlockMask, a KV schedule.
+"""Compile a Plan to attention masks: a mask function, dense masks for any rows × columns, a FlexAttention BlockMask.
+
+Every mask the runtime hands a model comes from here (the rule is written once): the whole plan, one segment's
+prefill on a cache of exactly what it sees (:func:`segment_prefill_mask`), a padded batch (:func:`batch_mask`),
+and generated tokens that see their whole cache (:func:`full_mask`); :func:`formatted` turns any of them into
+the form an attention implementation takes (bool for sdpa, additive float for eager).
 
 Also small attention-gym-style factories for token-level refinements (``sliding_window``, ``anchor``) that
 compose with ``and_masks`` / ``or_masks``.
@@ -9,12 +14,12 @@ compiled CPU flex kernels).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
 
-from structlm.plan import PlanError
+from structlm.errors import PlanError
 
 if TYPE_CHECKING:  # pragma: no cover
     from structlm.plan import Plan
@@ -26,12 +31,14 @@ __all__ = [
     "plan_mask_function",
     "dense_mask",
     "block_mask",
-    "schedule",
+    "segment_prefill_mask",
+    "batch_mask",
+    "full_mask",
+    "formatted",
     "and_masks",
     "or_masks",
     "sliding_window",
     "anchor",
-    "offset_mask_function",
     "to_additive",
 ]
 
@@ -121,16 +128,6 @@ def anchor(plan: "Plan", name: str) -> MaskFunction:
     return anchor_mask
 
 
-def offset_mask_function(fn: MaskFunction, q_offset: int = 0, kv_offset: int = 0) -> MaskFunction:
-    """Evaluate ``fn`` at shifted indices: rows of a plan seen from a later query block (prefill on a cache)."""
-
-    def shifted(b, h, q_idx, kv_idx):
-        return fn(b, h, q_idx + q_offset, kv_idx + kv_offset)
-
-    shifted.__name__ = getattr(fn, "__name__", "fn") + f"_offset{q_offset}_{kv_offset}"
-    return shifted
-
-
 # --------------------------------------------------------------------------------------------- dense
 def to_additive(mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Bool (True = attend) → additive float, 0 where allowed and ``finfo(dtype).min`` elsewhere."""
@@ -139,15 +136,34 @@ def to_additive(mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch
     return torch.where(mask, zero, blocked)
 
 
+def formatted(mask: torch.Tensor, kind: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A bool mask (True = attend) in the form ``kind`` asks: ``"bool"`` as it is, ``"additive"`` 0 / finfo.min."""
+    if kind == "bool":
+        return mask
+    if kind == "additive":
+        return to_additive(mask, dtype)
+    raise ValueError(f"kind must be 'bool' or 'additive', got {kind!r}")
+
+
+def _indices(selection, n: int, device) -> torch.Tensor:
+    if selection is None:
+        return torch.arange(n, device=device)
+    if isinstance(selection, tuple):
+        return torch.arange(*selection, device=device)
+    return torch.as_tensor(selection, dtype=torch.long, device=device)
+
+
 def dense_mask(
     plan: "Plan",
     kind: str = "bool",
     dtype: torch.dtype = torch.float32,
     device=None,
     refine: MaskFunction | None = None,
-    rows: tuple[int, int] | None = None,
+    rows: tuple[int, int] | torch.Tensor | None = None,
+    cols: tuple[int, int] | torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``[1, 1, q, N]`` mask for the plan (``rows`` picks a query range; default all N rows).
+    """``[1, 1, q, k]`` mask for the plan: ``rows`` / ``cols`` pick query / key tokens (a ``(start, end)`` range or
+    an index vector, in the order the model sees them; default all N).
 
     ``kind="bool"`` (True = attend) suits sdpa; ``kind="additive"`` (0 / finfo.min) suits eager attention —
     never hand a bool mask to eager attention: transformers adds it to the scores silently.
@@ -155,15 +171,45 @@ def dense_mask(
     if kind not in ("bool", "additive"):
         raise ValueError(f"kind must be 'bool' or 'additive', got {kind!r}")
     n = len(plan)
-    q0, q1 = rows if rows is not None else (0, n)
-    q_idx = torch.arange(q0, q1, device=device)[:, None]
-    kv_idx = torch.arange(n, device=device)[None, :]
+    q_idx = _indices(rows, n, device)[:, None]
+    kv_idx = _indices(cols, n, device)[None, :]
     fn = plan_mask_function(plan, device=device)
     if refine is not None:
         fn = and_masks(fn, refine)
-    mask = fn(None, None, q_idx, kv_idx)
-    mask = mask[None, None]
-    return mask if kind == "bool" else to_additive(mask, dtype)
+    mask = fn(None, None, q_idx, kv_idx)[None, None]
+    return formatted(mask, kind, dtype)
+
+
+def segment_prefill_mask(plan: "Plan", name: str, seen: Sequence[str], kind: str = "bool",
+                         dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``[1, 1, L, past + L]``: segment ``name``'s rows over a cache holding the ``seen`` segments, then itself.
+
+    What one step of the KV-reuse schedule passes to the model (keys in cache order: seen segments, own tokens).
+    """
+    spans = plan.spans
+    own = torch.arange(*spans[name])
+    cols = torch.cat([torch.arange(*spans[s]) for s in seen] + [own])
+    return dense_mask(plan, kind, dtype, rows=own, cols=cols)
+
+
+def batch_mask(plans: Sequence["Plan"], length: int | None = None, kind: str = "bool",
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``[B, 1, T, T]`` masks of plans padded to ``T`` tokens: padding sees only itself (no empty softmax row) and
+    no real token sees padding."""
+    length = max(len(p) for p in plans) if length is None else length
+    masks = []
+    for plan in plans:
+        n = len(plan)
+        mask = torch.eye(length, dtype=torch.bool)
+        mask[:n, :n] = dense_mask(plan)[0, 0]
+        mask[:n, n:] = False
+        masks.append(mask)
+    return formatted(torch.stack(masks)[:, None], kind, dtype)
+
+
+def full_mask(rows: int, cols: int, kind: str = "bool", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``[1, 1, rows, cols]`` all visible: generated tokens over a cache that holds exactly what they see."""
+    return formatted(torch.ones(1, 1, rows, cols, dtype=torch.bool), kind, dtype)
 
 
 # --------------------------------------------------------------------------------------------- block mask
@@ -266,71 +312,3 @@ def block_mask(plan: "Plan", block_size: int = 128, device=None, refine: MaskFun
         BLOCK_SIZE=(block_size, block_size),
         mask_mod=fn,
     )
-
-
-# --------------------------------------------------------------------------------------------- schedule
-def _find_cycle(names: list[str], sees: dict[str, list[str]]) -> list[str]:
-    """One cycle of the visibility graph, as names, found by an iterative DFS."""
-    state = {name: 0 for name in names}  # 0 new, 1 on stack, 2 done
-    for root in names:
-        if state[root]:
-            continue
-        stack = [(root, iter(sees[root]))]
-        path = [root]
-        state[root] = 1
-        while stack:
-            node, children = stack[-1]
-            advanced = False
-            for child in children:
-                if state[child] == 1:
-                    return path[path.index(child):] + [child]
-                if state[child] == 0:
-                    state[child] = 1
-                    stack.append((child, iter(sees[child])))
-                    path.append(child)
-                    advanced = True
-                    break
-            if not advanced:
-                state[node] = 2
-                stack.pop()
-                path.pop()
-    return []
-
-
-def schedule(plan: "Plan") -> list[list[str]]:
-    """Dependency levels for KV reuse: level k holds segments whose seen segments all lie in levels < k.
-
-    A segment's keys and values depend only on itself and the segments it sees, so each level can be encoded
-    as prefills on caches holding exactly what each segment sees. Within a level, plan order is kept.
-    """
-    names = plan.names
-    sees = {name: plan.sees(name) for name in names}
-    level: dict[str, int] = {}
-    remaining = {name: len(sees[name]) for name in names}
-    seen_by: dict[str, list[str]] = {name: [] for name in names}
-    for viewer, viewed_list in sees.items():
-        for viewed in viewed_list:
-            seen_by[viewed].append(viewer)
-    frontier = [name for name in names if remaining[name] == 0]
-    for name in frontier:
-        level[name] = 0
-    while frontier:
-        nxt = []
-        for name in frontier:
-            for viewer in seen_by[name]:
-                remaining[viewer] -= 1
-                level[viewer] = max(level.get(viewer, 0), level[name] + 1)
-                if remaining[viewer] == 0:
-                    nxt.append(viewer)
-        frontier = nxt
-    if len(level) < len(names) or any(remaining[n] for n in names):
-        cycle = _find_cycle(names, sees)
-        raise PlanError(
-            "visibility is cyclic (" + " -> ".join(cycle) + "), so segments cannot be encoded one after another "
-            "for KV reuse; use backend='dense' or 'flex', or remove an edge of the cycle"
-        )
-    depth = max(level.values()) + 1 if level else 0
-    levels: list[list[str]] = [[] for _ in range(depth)]
-    for name in names:
-        levels[level[name]].append(name)
-    return levels

@@ -1,10 +1,11 @@
-"""Hypothesis strategies and a brute-force oracle shared by the plan, mask and runtime tests."""
+"""Hypothesis strategies shared by the plan, mask and runtime tests (the oracle is ``structlm.testing``)."""
 from __future__ import annotations
 
 import torch
 from hypothesis import strategies as st
 
 from structlm.plan import Plan, Segment
+from structlm.testing import brute_force_mask  # noqa: F401  (re-exported for the tests)
 
 
 @st.composite
@@ -30,22 +31,3 @@ def plans(draw, max_segments: int = 6, max_len: int = 9, acyclic: bool = False, 
             for viewed in draw(st.lists(st.sampled_from(candidates), max_size=len(candidates), unique=True)):
                 plan.add_edge(viewer, viewed)
     return plan
-
-
-def brute_force_mask(plan: Plan) -> torch.Tensor:
-    """The rule, token by token in plain Python: the oracle every compiled mask is checked against."""
-    seg = plan.segment_ids.tolist()
-    names = plan.names
-    causal = {s.name: s.causal for s in plan.segments}
-    sees = {n: set(plan.sees(n)) for n in names}
-    n = len(plan)
-    mask = torch.zeros(n, n, dtype=torch.bool)
-    for q in range(n):
-        a = names[seg[q]]
-        for k in range(n):
-            b = names[seg[k]]
-            if a == b:
-                mask[q, k] = (k <= q) or not causal[a]
-            else:
-                mask[q, k] = b in sees[a]
-    return mask

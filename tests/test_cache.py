@@ -10,7 +10,7 @@ import torch
 from structlm import Plan, PlanError, Segment
 from structlm.hf import (BackendError, CacheMismatchError, CorruptCacheError, PositionRangeError, SegmentCache,
                          StructuredLM)
-from tests import models
+from structlm.testing import tiny_model
 from tests.test_runtime import ladder_plan, model, reference
 
 TOL = 1e-4
@@ -45,7 +45,7 @@ def test_cache_made_by_another_model_is_refused(tmp_path):
 def test_two_random_inits_of_one_config_have_different_fingerprints():
     from structlm.hf import model_fingerprint
 
-    a = models.llama()
+    a = tiny_model("llama")
     torch.manual_seed(123)
     from transformers import LlamaForCausalLM
 

@@ -15,7 +15,7 @@ from structlm.code import (
     tree_from_tuple,
     align_subwords,
 )
-from structlm.code_ast import EMPTY, AlignmentError
+from structlm.code import EMPTY, AlignmentError
 from tests.test_code_parse import parse_quiet, stdlib_files, stdlib_sample
 from tests.test_code_snippets import SNIPPETS
 

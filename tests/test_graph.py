@@ -15,13 +15,13 @@ from structlm.graph import (
     UNREACHABLE,
     CSRGraph,
     GraphInputError,
-    _ball_upper_bounds,
     anchor_coverage,
     anchor_distances,
     as_graph,
     nearest_anchor_distance,
     select_anchors,
 )
+from structlm.graph.anchors import _ball_upper_bounds
 
 
 @st.composite
@@ -343,7 +343,7 @@ def test_larger_graphs_match_a_networkx_lazy_greedy(coverage):
 @settings(max_examples=30, deadline=None)
 @given(graph=random_graphs(), seed=st.integers(0, 10))
 def test_bfs_pull_kernels_agree(graph, seed):
-    from structlm.graph import _pull_or, _pull_rows, _push_or
+    from structlm.graph.distances import _pull_or, _pull_rows, _push_or
 
     g = as_graph(graph)
     n = g.num_nodes

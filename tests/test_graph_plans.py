@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from structlm.graph import anchor_distances, select_anchors
-from structlm.graph_plans import ego_graph_plan, graph_kv_plan, neighbourhood, node_token_plan
-from structlm.graph_tokens import NodeTokenizer
+from structlm.graph.plans import ego_graph_plan, graph_kv_plan, neighbourhood, node_token_plan
+from structlm.graph.tokens import NodeTokenizer
 from structlm.rag import demo_tokenizer, graph_kv
 
 

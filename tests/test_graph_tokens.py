@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from structlm.graph import AddAnchorDistances, anchor_distances, select_anchors
-from structlm.graph_tokens import NodeTokenizer, rank_margin_loss, spearman
+from structlm.graph.tokens import NodeTokenizer, rank_margin_loss, spearman
 
 
 def karate_data():

@@ -9,11 +9,11 @@ import torch
 
 from structlm import Plan, Segment
 from structlm.hf import StructuredLM
-from tests import models
+from structlm.testing import tiny_model
 
 
 def test_from_pretrained_loads_a_causal_lm_from_a_folder(tmp_path):
-    model = models.llama()
+    model = tiny_model("llama")
     model.save_pretrained(tmp_path)
     lm = StructuredLM.from_pretrained(str(tmp_path), tokenizer=False, reposition="exact")
     assert lm.is_decoder and lm.reposition == "exact" and lm.fingerprint == StructuredLM(model).fingerprint

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from structlm.code import ast_tuple, parse
-from structlm.code_ast import EMPTY
+from structlm.code.ast import EMPTY
 from structlm.probe import (
     ASTProbe,
     ProbeTable,
@@ -22,7 +22,7 @@ from structlm.probe import (
     random_weights_copy,
     train_probe,
 )
-from structlm.probe_data import _pool
+from structlm.probe.data import _pool
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 # a fixed handful of stdlib modules: about 150 functions of ordinary Python

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from structlm import Plan, PlanError, Segment
 from structlm.hf import StructuredLM
 from structlm.masks import to_additive
-from tests import models
+from structlm.testing import DECODERS, ENCODERS, reference_forward, tiny_model
 from tests.strategies import brute_force_mask, plans
 
 TOL = 1e-4
@@ -18,17 +18,13 @@ _MODELS: dict[str, torch.nn.Module] = {}
 
 def model(name: str) -> torch.nn.Module:
     if name not in _MODELS:
-        _MODELS[name] = {**models.DECODERS, **models.ENCODERS}[name]()
+        _MODELS[name] = tiny_model(name)
     return _MODELS[name]
 
 
 def reference(m: torch.nn.Module, plan: Plan, offset: int = 0):
     """The model called directly: brute-force additive mask, plan positions."""
-    mask = to_additive(brute_force_mask(plan), torch.float32)[None, None]
-    with torch.no_grad():
-        return m(plan.input_ids, attention_mask=mask, position_ids=plan.position_ids + offset,
-                 output_hidden_states=True, use_cache=False) if m.can_generate() else \
-            m(plan.input_ids, attention_mask=mask, position_ids=plan.position_ids + offset, output_hidden_states=True)
+    return reference_forward(m, plan, position_offset=offset)
 
 
 def ladder_plan(vocab: int = 60) -> Plan:
@@ -46,7 +42,7 @@ def ladder_plan(vocab: int = 60) -> Plan:
     return plan
 
 
-@pytest.mark.parametrize("arch", sorted(models.DECODERS))
+@pytest.mark.parametrize("arch", sorted(DECODERS))
 def test_sequential_plan_equals_plain_model_call(arch):
     m = model(arch)
     lm = StructuredLM(m)
@@ -58,7 +54,7 @@ def test_sequential_plan_equals_plain_model_call(arch):
         assert torch.allclose(lm.forward(plan, backend=backend).logits, plain, atol=TOL), backend
 
 
-@pytest.mark.parametrize("arch", sorted(models.ENCODERS))
+@pytest.mark.parametrize("arch", sorted(ENCODERS))
 def test_encoder_sequential_plan_equals_plain_call(arch):
     m = model(arch)
     lm = StructuredLM(m)
@@ -69,7 +65,7 @@ def test_encoder_sequential_plan_equals_plain_call(arch):
     assert torch.allclose(lm.forward(plan, backend="dense").last_hidden_state, plain, atol=TOL)
 
 
-@pytest.mark.parametrize("arch", sorted(models.DECODERS))
+@pytest.mark.parametrize("arch", sorted(DECODERS))
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(plan=plans(acyclic=True, max_segments=5, max_len=7, vocab=60))
 def test_dense_and_reuse_equal_reference(arch, plan):
@@ -81,7 +77,7 @@ def test_dense_and_reuse_equal_reference(arch, plan):
         assert torch.allclose(got, ref, atol=TOL), (backend, (got - ref).abs().max().item())
 
 
-@pytest.mark.parametrize("arch", sorted(models.ENCODERS))
+@pytest.mark.parametrize("arch", sorted(ENCODERS))
 @settings(max_examples=8, deadline=None)
 @given(plan=plans(acyclic=False, max_segments=5, max_len=7, vocab=60))
 def test_encoder_dense_equals_reference(arch, plan):
@@ -91,7 +87,7 @@ def test_encoder_dense_equals_reference(arch, plan):
     assert torch.allclose(lm.forward(plan, backend="dense").last_hidden_state, ref, atol=TOL)
 
 
-@pytest.mark.parametrize("arch", sorted(models.DECODERS))
+@pytest.mark.parametrize("arch", sorted(DECODERS))
 def test_flex_equals_dense_and_reuse(arch):
     m = model(arch)
     lm = StructuredLM(m, flex_block_size=16)
@@ -102,7 +98,7 @@ def test_flex_equals_dense_and_reuse(arch):
         assert torch.allclose(got, ref, atol=TOL), (backend, (got - ref).abs().max().item())
 
 
-@pytest.mark.parametrize("arch", sorted(models.ENCODERS))
+@pytest.mark.parametrize("arch", sorted(ENCODERS))
 def test_flex_on_an_encoder(arch):
     m = model(arch)
     lm = StructuredLM(m, flex_block_size=16)

@@ -1,11 +1,29 @@
-"""The runtime: execute any Plan on a Hugging Face model (``StructuredLM``), with cached segment KV."""
-from structlm.hf import sdpa as _register_grouped_sdpa  # noqa: F401  (registers structlm_sdpa)
-from structlm.hf.attention import APE
-from structlm.hf.cache import CacheEntry, SegmentCache, model_fingerprint
-from structlm.hf.errors import BackendError, CacheError, CacheMismatchError, CorruptCacheError, PositionRangeError
-from structlm.hf.model import PlanState, StructuredLM, StructuredOutput
+"""The runtime: execute any Plan on a Hugging Face model (``StructuredLM``), with cached segment KV.
 
-__all__ = [
-    "StructuredLM", "APE", "StructuredOutput", "PlanState", "SegmentCache", "CacheEntry", "model_fingerprint",
-    "BackendError", "CacheError", "CacheMismatchError", "CorruptCacheError", "PositionRangeError",
-]
+* :mod:`structlm.hf.model`: ``StructuredLM`` — backends, forward, prefill, score, generate, hidden states;
+* :mod:`structlm.hf.call`: one model call (attention implementation → mask format, inputs, positions, head);
+* :mod:`structlm.hf.reuse`: the KV-reuse executor (``PlanState``, the schedule, cache lookups, re-positioning);
+* :mod:`structlm.hf.batch`, :mod:`structlm.hf.scoring`, :mod:`structlm.hf.generation`: the uses;
+* :mod:`structlm.hf.cache`: ``SegmentCache`` (LRU + safetensors store); :mod:`structlm.hf.room`: in-place caches;
+* :mod:`structlm.hf.attention`: ``APE``; :mod:`structlm.hf.hooks`: the ``AttentionHook`` protocol;
+  :mod:`structlm.hf.sdpa`: grouped-head sdpa; :mod:`structlm.hf.rope`: re-rotation of cached keys.
+"""
+from structlm.lazy import lazy_exports
+
+_EXPORTS = {
+    "StructuredLM": "structlm.hf.model",
+    "StructuredOutput": "structlm.hf.model",
+    "PlanState": "structlm.hf.reuse",
+    "APE": "structlm.hf.attention",
+    "AttentionHook": "structlm.hf.hooks",
+    "SegmentCache": "structlm.hf.cache",
+    "CacheEntry": "structlm.hf.cache",
+    "model_fingerprint": "structlm.hf.cache",
+    "BackendError": "structlm.errors",
+    "CacheError": "structlm.errors",
+    "CacheMismatchError": "structlm.errors",
+    "CorruptCacheError": "structlm.errors",
+    "PositionRangeError": "structlm.errors",
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

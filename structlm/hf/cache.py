@@ -21,7 +21,7 @@ from typing import Iterable
 
 import torch
 
-from structlm.hf.errors import CacheMismatchError, CorruptCacheError
+from structlm.errors import CacheMismatchError, CorruptCacheError
 
 __all__ = ["CacheEntry", "SegmentCache", "model_fingerprint", "segment_key", "CACHE_FORMAT"]
 

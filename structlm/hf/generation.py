@@ -6,14 +6,16 @@ whole past.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from transformers import DynamicCache
 
+from structlm.errors import BackendError
 from structlm.hf.cache import CacheEntry
-from structlm.hf.errors import BackendError
+from structlm.hf.hooks import AttentionHook
 from structlm.hf.room import room_cache, with_room
+from structlm.masks import full_mask
 from structlm.plan import Plan
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,7 +26,7 @@ __all__ = ["generate", "dense_entries", "pick_token"]
 
 def generate(lm: "StructuredLM", plan: Plan, max_new_tokens: int = 20, do_sample: bool = False,
              temperature: float = 1.0, top_p: float = 1.0, eos_token_id: int | Sequence[int] | None = None,
-             attention: Any = None, generator: torch.Generator | None = None) -> torch.Tensor:
+             attention: AttentionHook | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
     """See ``StructuredLM.generate``."""
     if not lm.is_decoder:
         raise BackendError(f"{type(lm.model).__name__} is an encoder: it cannot generate")
@@ -39,7 +41,7 @@ def generate(lm: "StructuredLM", plan: Plan, max_new_tokens: int = 20, do_sample
     last = plan.last_segment()
     visible = plan.sees(last.name) + [last.name]
     if plan.is_acyclic():
-        entries = lm._prefill(plan, attention=attention)[0].entries  # the plan was checked above
+        entries = lm.executor.run(plan, lm.schedule(plan), attention=attention)[0].entries
     else:
         entries = dense_entries(lm, plan, attention)
     chosen = [entries[name] for name in visible]
@@ -49,7 +51,8 @@ def generate(lm: "StructuredLM", plan: Plan, max_new_tokens: int = 20, do_sample
     cache = room_cache([with_room([e.keys[i] for e in chosen], max_new_tokens) for i in range(layers)],
                        [with_room([e.values[i] for e in chosen], max_new_tokens) for i in range(layers)], cols.numel())
     position = last.end_position
-    logits = lm._head(entries[last.name].hidden[-1:])[0]
+    call = lm.call
+    logits = call.head(entries[last.name].hidden[-1:])[0]
     new_tokens: list[int] = []
     with torch.no_grad():
         for step in range(max_new_tokens):
@@ -57,30 +60,31 @@ def generate(lm: "StructuredLM", plan: Plan, max_new_tokens: int = 20, do_sample
             new_tokens.append(token)
             if token in eos or step == max_new_tokens - 1:
                 break
-            every = torch.ones(1, 1, 1, cols.numel() + len(new_tokens), dtype=torch.bool)
+            every = full_mask(1, cols.numel() + len(new_tokens))
             rows = generated_cols = None
             if attention is not None:  # generated tokens are -1: not in the plan
                 rows = torch.tensor([-1])
                 generated_cols = torch.cat([cols, torch.full((len(new_tokens),), -1)])
-            implementation, mask, extra = lm._call_setup(attention, every, plan, rows, generated_cols)
+            implementation, mask, extra = call.setup(attention, every, plan, rows, generated_cols)
             dtype = torch.float32 if isinstance(position, float) else torch.long
-            with lm._implementation(implementation):
-                out = lm._base(input_ids=torch.tensor([[token]], device=lm.device), attention_mask=mask,
+            with call.implementation(implementation):
+                out = call.base(input_ids=torch.tensor([[token]], device=lm.device), attention_mask=mask,
                                position_ids=torch.tensor([[position]], dtype=dtype, device=lm.device),
                                cache=cache, use_cache=True, **extra)
             cache = out.cache
             position += 1
-            logits = lm._head(out.last_hidden_state[:, -1])[0]
+            logits = call.head(out.last_hidden_state[:, -1])[0]
     return torch.tensor([new_tokens], dtype=torch.long)
 
 
-def dense_entries(lm: "StructuredLM", plan: Plan, attention: Any) -> dict[str, CacheEntry]:
+def dense_entries(lm: "StructuredLM", plan: Plan, attention: AttentionHook | None) -> dict[str, CacheEntry]:
     """Per-segment keys/values from one dense forward: the prefill of a cyclic plan."""
+    call = lm.call
     every = torch.arange(len(plan))
-    implementation, mask, extra = lm._call_setup(attention, plan.dense_mask("bool"), plan, every, every)
-    with torch.no_grad(), lm._implementation(implementation):
-        out = lm._base(**lm._inputs(plan), attention_mask=mask, position_ids=lm._positions(plan.position_ids),
-                       cache=DynamicCache(), use_cache=True, **extra)
+    implementation, mask, extra = call.setup(attention, plan.dense_mask("bool"), plan, every, every)
+    with torch.no_grad(), call.implementation(implementation):
+        out = call.base(**call.inputs(plan), attention_mask=mask, position_ids=call.positions(plan.position_ids),
+                        cache=DynamicCache(), use_cache=True, **extra)
     return {
         name: CacheEntry(
             keys=[layer.keys[:, :, start:end] for layer in out.cache.layers],

@@ -11,7 +11,7 @@ import inspect
 
 import torch
 
-from structlm.hf.errors import BackendError
+from structlm.errors import BackendError
 
 __all__ = ["rotary_module", "rerotate_keys"]
 

@@ -12,11 +12,9 @@ from typing import Any, Hashable, Iterable
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["CSRGraph", "GraphInputError", "as_graph"]
+from structlm.errors import GraphInputError
 
-
-class GraphInputError(ValueError):
-    """A graph that contradicts itself (an arc to a node outside ``num_nodes``, a negative id, a bad shape)."""
+__all__ = ["CSRGraph", "as_graph"]
 
 
 # --------------------------------------------------------------------------------------------------------------

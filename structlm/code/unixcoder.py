@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from structlm.code_parse import CodeTree, LanguageSpec, Node, language_spec, root_node, tree_walk
-from structlm.plan import Plan, Segment
+from structlm.code.parser import CodeTree, LanguageSpec, Node, language_spec, root_node, tree_walk
+from structlm.layouts import Part, chain
+from structlm.plan import Plan
 
 __all__ = [
     "Markers",
@@ -265,12 +266,11 @@ def unixcoder_plan(
         raise ValueError("the tokenizer needs a cls/bos and a sep/eos token for UniXcoder's template")
     prefix = [cls_id, _special_id(tokenizer, f"<{mode}>"), sep_id]
     ids = _ids(tokenizer, source)
-    plan = Plan()
     if mode == "encoder-only":
-        plan.add(Segment("source", prefix + ids[: max_length - 4] + [sep_id], start=position_offset, causal=False, role="source"))
+        parts = [Part("source", prefix + ids[: max_length - 4] + [sep_id], causal=False, role="source")]
     elif mode == "decoder-only":
         kept = ids[-(max_length - 3) :] if ids else []
-        plan.add(Segment("source", prefix + kept, start=position_offset, causal=True, role="source"))
+        parts = [Part("source", prefix + kept, causal=True, role="source")]
     else:
         src = prefix + ids[: max_length - 5] + [sep_id]
         tgt = [_special_id(tokenizer, MASK0)] + (_ids(tokenizer, target) if target is not None else [])
@@ -278,8 +278,7 @@ def unixcoder_plan(
             raise ValueError(
                 f"source ({len(src)} tokens) + target ({len(tgt)} tokens) exceed max_length={max_length}"
             )
-        plan.add(Segment("source", src, start=position_offset, causal=False, role="source"))
-        plan.add(
-            Segment("target", tgt, start=position_offset + len(src), causal=True, role="target"), sees=["source"]
-        )
+        parts = [Part("source", src, causal=False, role="source"), Part("target", tgt, causal=True, role="target")]
+    plan = Plan()
+    chain(plan, parts, start=position_offset)
     return plan

@@ -7,7 +7,7 @@ node types kept whole as leaves, comment node types) live in one small JSON spec
 ``parsers/``.
 
 Users import everything from :mod:`structlm.code`, which re-exports this module, the UniXcoder mapping
-(:mod:`structlm.code_unixcoder`) and AST-Probe's (d, c, u) (:mod:`structlm.code_ast`).
+(:mod:`structlm.code.unixcoder`) and AST-Probe's (d, c, u) (:mod:`structlm.code.ast`).
 """
 from __future__ import annotations
 
@@ -20,9 +20,12 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
-import parsers
+from structlm.errors import CodeSyntaxError, UnknownLanguageError
+
+# One JSON spec per language: the repository's top-level ``parsers/`` folder, shipped as package data here.
+SPEC_DIR = Path(__file__).resolve().parent / "languages"
 
 __all__ = [
     "LanguageSpec",
@@ -41,27 +44,6 @@ __all__ = [
     "tree_walk",
     "root_node",
 ]
-
-
-class UnknownLanguageError(ValueError):
-    """Raised for a language with no spec under ``parsers/``; the message lists the supported ones."""
-
-
-class CodeSyntaxError(SyntaxError):
-    """A strict parse found ERROR or MISSING nodes. ``issues`` lists them all; ``lineno``/``offset`` is the first.
-
-    Lines and columns are 1-based; the column counts characters (not bytes) so it matches an editor.
-    """
-
-    def __init__(self, message: str, issues: Sequence["SyntaxIssue"]):
-        first = issues[0]
-        super().__init__(message)
-        self.lineno = first.line
-        self.offset = first.column
-        self.issues = list(issues)
-
-    def __str__(self) -> str:  # SyntaxError's default __str__ appends "(line N)"; keep our full message
-        return self.msg
 
 
 class CodeSyntaxWarning(UserWarning):
@@ -115,8 +97,7 @@ class LanguageSpec:
 @functools.lru_cache(maxsize=None)
 def _specs() -> dict[str, LanguageSpec]:
     specs = {}
-    # parsers.__path__ rather than a module constant: works for regular and (editable) namespace installs
-    paths = sorted({p for d in parsers.__path__ if Path(d).is_dir() for p in Path(d).glob("*.json")})
+    paths = sorted(SPEC_DIR.glob("*.json"))
     for path in paths:
         spec = LanguageSpec.from_dict(json.loads(path.read_text(encoding="utf-8")))
         specs[spec.name] = spec

@@ -17,7 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from structlm.code_parse import CodeTree, Node, root_node, tree_walk
+from structlm.errors import AlignmentError
+from structlm.code.parser import CodeTree, Node, root_node, tree_walk
 
 __all__ = [
     "EMPTY",
@@ -332,10 +333,6 @@ def precision_recall_f1(gold: Counter, predicted: Counter) -> tuple[float, float
     r = hits / sum(gold.values()) if gold else 0.0
     f1 = 2 * p * r / (p + r) if p + r else 0.0
     return p, r, f1
-
-
-class AlignmentError(ValueError):
-    """Some code tokens got no sub-word from the tokenizer (e.g. empty tokens, or characters it drops)."""
 
 
 def align_subwords(tokens: Sequence[str], tokenizer, max_length: int | None = None) -> tuple[list[int], list[int]]:

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from structlm.graph import as_graph, distances_from_index
+from structlm.graph.distances import distances_from_index
+from structlm.graph.input import as_graph
 
 __all__ = ["NodeTokenizer", "FitReport", "rank_margin_loss", "spearman"]
 

@@ -27,7 +27,7 @@ from structlm.code import (
     parse,
     strip_comments,
 )
-from structlm.code_ast import AlignmentError
+from structlm.errors import AlignmentError
 
 __all__ = [
     "ProbeExample",

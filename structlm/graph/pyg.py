@@ -1,29 +1,41 @@
 """``AddAnchorDistances``: the NT-LLM anchor encoding as a PyG transform, beside ``AddRandomWalkPE``.
 
-Kept out of :mod:`structlm.graph` so that importing the graph front end does not import torch_geometric.
+Imported lazily by :mod:`structlm.graph`, so that importing the graph front end does not import torch_geometric.
+With PyG installed the transform is registered like PyG's own (``functional_transform('add_anchor_distances')``),
+so ``data.add_anchor_distances()``-style functional use and ``T.Compose`` work; without it a stand-in base class
+keeps PyG's convention of transforming a shallow copy, never the caller's object.
 """
 from __future__ import annotations
 
-from typing import Any
+import copy
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from structlm.graph import UNREACHABLE, anchor_distances, as_graph, select_anchors
+from structlm.graph.anchors import select_anchors
+from structlm.graph.distances import UNREACHABLE, anchor_distances
+from structlm.graph.input import as_graph
 
 try:
+    from torch_geometric.data.datapipes import functional_transform
     from torch_geometric.transforms import BaseTransform
 except ImportError:  # pragma: no cover - exercised only without the optional dependency
+    def functional_transform(name: str) -> Callable[[type], type]:
+        """Without PyG there is no registry: the class is returned as it is."""
+        return lambda cls: cls
+
     class BaseTransform:  # type: ignore[no-redef]
         """Stand-in with PyG's calling convention, so the transform works on any object with ``edge_index``."""
 
         def __call__(self, data: Any) -> Any:
-            return self.forward(data)
+            return self.forward(copy.copy(data))  # as PyG: the input is never changed in place
 
         def __repr__(self) -> str:
             return f"{self.__class__.__name__}()"
 
 
+@functional_transform("add_anchor_distances")
 class AddAnchorDistances(BaseTransform):
     """Adds hop distances to greedily chosen anchors (NT-LLM) as a node attribute ``[num_nodes, num_anchors]``.
 

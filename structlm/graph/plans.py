@@ -1,6 +1,6 @@
 """Plans from graphs: NT-LLM node soft tokens inside a prompt, and Graph-KV plans over text-attributed graphs.
 
-* :func:`node_token_plan`: NT-LLM puts each node's soft tokens (from :class:`~structlm.graph_tokens.NodeTokenizer`)
+* :func:`node_token_plan`: NT-LLM puts each node's soft tokens (from :class:`~structlm.graph.NodeTokenizer`)
   right after the prompt prefix, with ordinary positions and the ordinary causal mask; here each node is one
   embeddings segment, so the same plan runs on every backend and node segments can be cached like any other.
 * :func:`graph_kv_plan` / :func:`ego_graph_plan`: every node's text is a chunk and a node sees its neighbours'
@@ -14,32 +14,16 @@ from typing import Any, Callable, Hashable, Mapping, Sequence, Union
 import numpy as np
 import torch
 
-from structlm.graph import as_graph, nearest_from_index
-from structlm.plan import Plan, Segment
+from structlm.graph.distances import nearest_from_index
+from structlm.graph.input import as_graph
+from structlm.layouts import Part, chain
+from structlm.plan import Plan
+from structlm.rag.graphs import graph_kv
+from structlm.text import Text, bos_id, token_ids, with_bos
 
 __all__ = ["node_token_plan", "neighbourhood", "graph_kv_plan", "ego_graph_plan"]
 
-Text = Union[str, Sequence[int], torch.Tensor]
 Texts = Union[Mapping[Hashable, Text], Sequence[Text], Callable[[Hashable], Text]]
-
-
-def _ids(tokenizer: Any, text: Text, what: str) -> list[int]:
-    """Strings are tokenized without special tokens (no BOS inside the prompt); id sequences pass through."""
-    if isinstance(text, str):
-        if tokenizer is None:
-            raise ValueError(f"{what} is a string but no tokenizer was given")
-        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-    if isinstance(text, torch.Tensor):
-        return [int(t) for t in text.reshape(-1).tolist()]
-    return [int(t) for t in text]
-
-
-def _adds_bos(tokenizer: Any) -> bool:
-    bos = getattr(tokenizer, "bos_token_id", None)
-    if tokenizer is None or bos is None:
-        return False
-    ids = tokenizer("x")["input_ids"]
-    return bool(ids) and ids[0] == bos
 
 
 def node_token_plan(
@@ -54,7 +38,7 @@ def node_token_plan(
 ) -> Plan:
     """NT-LLM prompt: ``prefix, node tokens..., text, query`` as one causal sequence.
 
-    ``node_tokens`` is :class:`~structlm.graph_tokens.NodeTokenizer` output ``[nodes, tokens_per_node, hidden]``,
+    ``node_tokens`` is :class:`~structlm.graph.NodeTokenizer` output ``[nodes, tokens_per_node, hidden]``,
     a ``[nodes, hidden]`` tensor (one token each) or a list of ``[len, hidden]`` tensors; each node becomes one
     embeddings segment (role ``node``, names ``node{i}`` unless ``names`` are given). Tensors are kept as they are,
     so gradients reach the tokenizer when the plan is run for training. Every segment sees all earlier ones and
@@ -75,26 +59,17 @@ def node_token_plan(
     names = [f"node{i}" for i in range(len(pieces))] if names is None else list(names)
     if len(names) != len(pieces):
         raise ValueError(f"{len(names)} names for {len(pieces)} nodes")
-    parts: list[tuple[str, str, Any]] = []
-    prefix_ids = _ids(tokenizer, prefix, "prefix")
-    if add_bos if add_bos is not None else _adds_bos(tokenizer):
-        prefix_ids = [tokenizer.bos_token_id] + prefix_ids
-    if prefix_ids:
-        parts.append(("prefix", "prefix", prefix_ids))
-    parts += [(name, "node", piece) for name, piece in zip(names, pieces)]
+    prefix_ids = token_ids(tokenizer, prefix, "prefix")
+    if add_bos if add_bos is not None else bos_id(tokenizer) is not None:
+        prefix_ids = with_bos(prefix_ids, tokenizer.bos_token_id)
+    parts = [Part("prefix", input_ids=prefix_ids, role="prefix")] if prefix_ids.numel() else []
+    parts += [Part(name, embeds=piece, role="node") for name, piece in zip(names, pieces)]
     for name, value in (("text", text), ("query", query)):
-        ids = _ids(tokenizer, value, name)
-        if ids:
-            parts.append((name, name, ids))
+        ids = token_ids(tokenizer, value, name)
+        if ids.numel():
+            parts.append(Part(name, input_ids=ids, role=name))
     plan = Plan()
-    position = 0
-    for name, role, value in parts:
-        if role == "node":
-            segment = Segment(name, embeds=value, start=position, role="node")
-        else:
-            segment = Segment(name, input_ids=value, start=position, role=role)
-        plan.add(segment, sees=plan.names)
-        position += len(segment)
+    chain(plan, parts)
     return plan
 
 
@@ -154,8 +129,6 @@ def graph_kv_plan(tokenizer: Any, graph: Any, texts: Texts, query: Text, *, targ
     ``texts`` maps node id -> text (a mapping, a callable, or a sequence in the graph's node order). Segment names
     are ``node:<id>``. ``layout`` goes to :func:`structlm.rag.graph_kv` (``spacing``, ``template``, ``add_bos``).
     """
-    from structlm.rag import graph_kv
-
     g = as_graph(graph)
     nodes, edges = neighbourhood(g, targets, hops=hops, max_nodes=max_nodes)
     index = g.index(nodes)
