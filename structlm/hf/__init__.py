@@ -12,7 +12,7 @@ from structlm.lazy import lazy_exports
 
 _EXPORTS = {
     "StructuredLM": "structlm.hf.model",
-    "StructuredOutput": "structlm.hf.model",
+    "StructuredOutput": "structlm.hf.outputs",
     "PlanState": "structlm.hf.reuse",
     "APE": "structlm.hf.attention",
     "AttentionHook": "structlm.hf.hooks",

@@ -11,20 +11,19 @@ import torch
 
 from structlm.hf.call import mask_kind
 from structlm.hf.hooks import AttentionHook
+from structlm.hf.outputs import LogitsFor, StructuredOutput, logit_rows
 from structlm.masks import batch_mask
 from structlm.plan import Plan
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only; the model module imports this one lazily
-    from structlm.hf.model import LogitsFor, StructuredLM, StructuredOutput
+    from structlm.hf.model import StructuredLM
 
 __all__ = ["forward_batch"]
 
 
 def forward_batch(lm: "StructuredLM", plans: list[Plan], backend: str, output_hidden_states: bool,
-                  attention: AttentionHook | None, logits_for: "LogitsFor" = "all") -> list["StructuredOutput"]:
+                  attention: AttentionHook | None, logits_for: LogitsFor = "all") -> list[StructuredOutput]:
     """See :meth:`StructuredLM.forward` with a list of plans."""
-    from structlm.hf.model import StructuredOutput, logit_rows
-
     if not plans:
         return []
     chosen = {lm.choose_backend(p, output_hidden_states) if backend == "auto" else backend for p in plans}
