@@ -202,3 +202,17 @@ def test_the_installed_entry_point_reports_one_line(files):
                             capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0 and "one_column.edges:2: an edge needs two node ids" in result.stderr
+
+
+def test_every_plan_kind_has_help(capsys):
+    from structlm.cli.plan_kinds import all_kinds
+
+    for name in all_kinds():
+        status, printed, _ = run(["plan", name, "--help"], capsys)
+        assert status == 0 and printed.startswith(f"usage: structlm plan {name}") and "--tokenizer" in printed
+
+
+def test_plan_options_before_or_after_the_kind(files, capsys):
+    for argv in (["plan", "--mask", "rag", str(files / "docs.json")], ["plan", "rag", str(files / "docs.json"), "--mask"]):
+        status, printed, _ = run(argv, capsys)
+        assert status == 0 and "#" in printed.splitlines()[-1]  # the text mask is the last thing printed
