@@ -200,8 +200,11 @@ def _build_code(args: argparse.Namespace):
                      "model's embeddings, or use a UniXcoder checkpoint)")
     code = unixcoder_sequence(tree, args.ast, tokenizer=tokenizer) if args.ast != "none" else source
     plan = unixcoder_plan(tokenizer, code, mode=args.mode, target=args.target, max_length=args.max_length)
-    kept = len(plan["source"])
-    notes.append(f"UniXcoder {args.mode}: source segment of {kept} tokens (max_length {args.max_length})")
+    total = len(code) if isinstance(code, list) else len(tokenizer.tokenize(code))
+    kept = len(plan["source"]) - (4 if args.mode == "encoder-only" else 3 if args.mode == "decoder-only" else 4)
+    cut = f", cut from {total} (UniXcoder keeps the {'end' if args.mode == 'decoder-only' else 'start'})" \
+        if kept < total else ""
+    notes.append(f"UniXcoder {args.mode}: {kept} code tokens in the source segment{cut}; max_length {args.max_length}")
     return plan, notes
 
 
