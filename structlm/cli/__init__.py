@@ -56,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # `structlm plan ... | head`: the reader left; not an error of the input
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not raise again
+        return 0
     except (ValueError, OSError, ImportError) as error:  # PlanError, cache and parse errors are ValueErrors
         print(f"structlm {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 2
