@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["README.md"] + sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md"))
-SLOW_PAGES = {"docs/code.md", "docs/graphs.md"}  # a probe over real code; NodeTokenizer pretraining
+SLOW_PAGES = {"docs/code.md"}  # a probe over real code
 PYTHON = re.compile(r"```python\n(.*?)```", re.S)
 
 
