@@ -2,6 +2,8 @@
 
     python examples/graph_masks.py                  # writes graph_anchors.png, graph_node_tokens.png,
     python examples/graph_masks.py --out /tmp/pics  #        graph_ego_kv.png into --out (default: .)
+    python examples/graph_masks.py --quick          # fewer pretraining steps, a one-hop ego graph
+    python examples/graph_masks.py --model PATH     # any Hugging Face decoder: its tokenizer, its width
 
 Steps:
 1. karate club: greedy anchors whose 1-hop balls cover every member, hop distances to them, and a picture;
@@ -9,7 +11,10 @@ Steps:
    plan with two members' soft tokens between the instruction and the question;
 3. Les Misérables: a two-hop Graph-KV plan around one character (outer ring -> inner ring -> centre; the question
    sees all), built by ``structlm.graph.plans.ego_graph_plan`` on top of ``structlm.rag.graphs``.
-Everything runs offline: the tokenizer is a word-level one built from the texts, no model is needed.
+4. both plans run on a model: offline a tiny random Llama with a word-level tokenizer built from the texts (the
+   predictions are noise, the point is that soft tokens and Graph-KV masks execute); with ``--model`` any Hugging Face
+   decoder (its own tokenizer, soft tokens as wide as its hidden size; the node tokenizer's projector is untrained,
+   so train it before reading anything into the answer).
 """
 from __future__ import annotations
 
@@ -27,37 +32,36 @@ from structlm.graph import anchor_coverage, anchor_distances, select_anchors  # 
 from structlm.graph.plans import ego_graph_plan, node_token_plan  # noqa: E402
 from structlm.graph.tokens import NodeTokenizer  # noqa: E402
 from structlm.rag import demo_tokenizer  # noqa: E402
+from structlm.viz import show_graph  # noqa: E402
 
 
-def draw_anchors(graph: nx.Graph, anchors: list, distances: np.ndarray, path: str) -> None:
-    """The graph with anchors in orange beside the node x anchor distance matrix."""
-    import matplotlib
+def load_model(name: str | None, texts: list[str]):
+    """``(lm, tokenizer)``: the named Hugging Face model, or a tiny random Llama with a word tokenizer (offline)."""
+    from structlm.hf import StructuredLM
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    if name:
+        lm = StructuredLM.from_pretrained(name)
+        return lm, lm.tokenizer
+    from structlm.testing import tiny_llama
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.5), gridspec_kw={"width_ratios": [1.3, 1]})
-    layout = nx.spring_layout(graph, seed=3)
-    colours = ["#e07b20" if node in anchors else "#9cc3e6" for node in graph.nodes()]
-    nx.draw_networkx(graph, layout, ax=left, node_color=colours, node_size=260, font_size=7, edge_color="#bbbbbb")
-    left.set_title(f"{len(anchors)} anchors (orange): every node within 1 hop of one")
-    left.axis("off")
-    image = right.imshow(distances, aspect="auto", cmap="viridis", interpolation="nearest")
-    right.set_xticks(range(len(anchors)), [str(a) for a in anchors])
-    right.set_xlabel("anchor")
-    right.set_ylabel("node")
-    right.set_title("hop distance to each anchor")
-    fig.colorbar(image, ax=right)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    tokenizer = demo_tokenizer(texts)
+    return StructuredLM(tiny_llama(len(tokenizer)), tokenizer=tokenizer), tokenizer
+
+
+def next_word(lm, tokenizer, plan) -> str:
+    """The model's most likely next token after the plan's last segment."""
+    logits = lm.forward(plan, logits_for="last").logits
+    return tokenizer.decode([int(logits[0, -1].argmax())])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=".", help="folder for the PNG files")
     parser.add_argument("--steps", type=int, default=150, help="NodeTokenizer pretraining steps")
+    parser.add_argument("--model", help="a Hugging Face decoder (hub id or folder); default: offline tiny Llama")
+    parser.add_argument("--quick", action="store_true", help="20 pretraining steps and a one-hop ego graph")
     args = parser.parse_args(argv)
+    steps, hops = (20, 1) if args.quick else (args.steps, 2)
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(0)
 
@@ -67,31 +71,34 @@ def main(argv: list[str] | None = None) -> int:
     distances = anchor_distances(karate, anchors)
     print(f"karate club: {len(karate)} members, anchors {anchors}, "
           f"1-hop coverage {anchor_coverage(karate, anchors, 1):.2f}")
-    draw_anchors(karate, anchors, distances, os.path.join(args.out, "graph_anchors.png"))
+    show_graph(karate, anchors, distances, os.path.join(args.out, "graph_anchors.png"), radius=1,
+               title="karate club: NT-LLM anchors covering every member within 1 hop")
 
     # 2. node tokens, pretrained to keep the order of hop distances, inside an NT-LLM prompt
-    node_tokenizer = NodeTokenizer(len(anchors), hidden_size=32, tokens_per_node=1, embed_dim=32)
-    report = node_tokenizer.fit(karate, distances, steps=args.steps, batch_size=512, num_sources=24)
-    print(f"NodeTokenizer: {report}")
     instruction, question = "You see two club members .", "Are they in the same faction ?"
-    tok = demo_tokenizer([instruction, question])
+    miserables = nx.les_miserables_graph()
+    texts = {name: f"{name} is a character of Les Misérables ." for name in miserables}
+    centre = "Fantine"
+    query = f"Who is close to {centre} ?"
+    prefix = "Answer from the characters ."
+    lm, tok = load_model(args.model, [instruction, question, query, prefix] + list(texts.values()))
+    hidden = lm.model.get_input_embeddings().weight.shape[1]
+    node_tokenizer = NodeTokenizer(len(anchors), hidden_size=hidden, tokens_per_node=1, embed_dim=32)
+    report = node_tokenizer.fit(karate, distances, steps=steps, batch_size=512, num_sources=24, progress=False)
+    print(f"NodeTokenizer: {report}")
     with torch.no_grad():
         soft = node_tokenizer(distances[[0, 33]])
     plan = node_token_plan(tok, soft, prefix=instruction, query=question, names=["member0", "member33"])
     print(plan.describe())
     plan.show(os.path.join(args.out, "graph_node_tokens.png"), title="NT-LLM prompt: soft node tokens")
+    print(f"next token after the NT-LLM prompt: {next_word(lm, tok, plan)!r}")
 
     # 3. a two-hop Graph-KV ego graph over Les Misérables
-    miserables = nx.les_miserables_graph()
-    texts = {name: f"{name} is a character of Les Misérables ." for name in miserables}
-    centre = "Fantine"
-    query = f"Who is close to {centre} ?"
-    tok = demo_tokenizer(list(texts.values()) + [query, "Answer from the characters ."])
-    ego = ego_graph_plan(tok, miserables, texts, centre, query, hops=2, prefix="Answer from the characters .",
-                         max_nodes=60)
+    ego = ego_graph_plan(tok, miserables, texts, centre, query, hops=hops, prefix=prefix, max_nodes=60)
     rounds = sorted({s.start for s in ego if s.role in ("source", "target")})
     print(f"Graph-KV ego graph of {centre}: {ego.num_segments} segments, {len(ego)} tokens, chunk starts {rounds}")
-    ego.show(os.path.join(args.out, "graph_ego_kv.png"), title=f"Graph-KV: 2-hop ego graph of {centre}")
+    ego.show(os.path.join(args.out, "graph_ego_kv.png"), title=f"Graph-KV: {hops}-hop ego graph of {centre}")
+    print(f"next token after the Graph-KV prompt: {next_word(lm, tok, ego)!r}")
     for name in ("graph_anchors.png", "graph_node_tokens.png", "graph_ego_kv.png"):
         print("wrote", os.path.join(args.out, name))
     return 0

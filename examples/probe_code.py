@@ -6,6 +6,8 @@ layer next to the paper's baselines (layer 0 = embeddings; the same architecture
 
     python examples/probe_code.py                       # about 5 minutes on 2 CPU cores
     python examples/probe_code.py --snippets 200 --epochs 5   # a quicker look
+    python examples/probe_code.py --quick               # under a minute: 120 functions, layers 0 and 3, no baseline
+    python examples/probe_code.py --model PATH          # any Hugging Face encoder or decoder (hub id or folder)
 """
 from __future__ import annotations
 
@@ -43,16 +45,22 @@ def walkthrough() -> None:
     print(f"{len(t.tokens)} code tokens -> {len(ids)} MiniLM sub-words (incl. [CLS]/[SEP])")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--source", default=sysconfig.get_paths()["stdlib"])
     ap.add_argument("--snippets", type=int, default=600)
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--out", default="probe_out")
-    args = ap.parse_args()
+    ap.add_argument("--model", help="a Hugging Face model (hub id or folder); default: the packaged MiniLM-L6")
+    ap.add_argument("--quick", action="store_true",
+                    help="120 functions, layers 0 and 3, 6 epochs, no baseline: a smoke run, not the figure")
+    args = ap.parse_args(argv)
     walkthrough()
-    table = probe_source(args.source, snippets=args.snippets, epochs=args.epochs, batch_size=args.batch_size, out=args.out)
+    quick = dict(snippets=120, epochs=6, layers=[0, 3], baselines=False, rank=32) if args.quick else {}
+    settings = dict(snippets=args.snippets, epochs=args.epochs) | quick
+    table = probe_source(args.source, model=args.model, batch_size=args.batch_size, out=args.out,
+                         progress=not args.quick, **settings)
     print(table.to_markdown())
     print(f"wrote {args.out}/probe.png")
 

@@ -1,6 +1,7 @@
 """Parallel-encoded RAG with APE: contexts encoded once, cached, and reused by the next question.
 
     python examples/rag_parallel.py                                   # offline: tiny random Llama, word tokenizer
+    python examples/rag_parallel.py --quick                           # four new tokens per answer
     python examples/rag_parallel.py --model meta-llama/Llama-3.1-8B-Instruct --temperature 0.9 --scale 0.9
 
 Steps:
@@ -24,8 +25,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse  # noqa: E402
 import time  # noqa: E402
 
-import torch  # noqa: E402
-
 from structlm import rag  # noqa: E402
 from structlm.hf import StructuredLM  # noqa: E402
 from structlm.hf.attention import APE  # noqa: E402
@@ -42,17 +41,13 @@ INSTRUCTION = "Answer the question using the documents ."
 
 def offline_model(texts: list[str]):
     """A tiny random Llama and a word tokenizer over the example's texts (no downloads)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from structlm.testing import tiny_llama
 
     tokenizer = rag.demo_tokenizer(texts)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         bos_token_id=1, eos_token_id=2, pad_token_id=0)
-    torch.manual_seed(0)
-    return LlamaForCausalLM._from_config(config, attn_implementation="sdpa").eval(), tokenizer
+    return tiny_llama(len(tokenizer), max_positions=1024), tokenizer
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="any Hugging Face decoder (hub id or path); default: offline tiny model")
     parser.add_argument("--temperature", type=float, default=0.9, help="APE temperature T")
@@ -60,7 +55,10 @@ def main() -> None:
     parser.add_argument("--convention", choices=["repo", "paper"], default="repo",
                         help="repo: context LSE x S*T (official code); paper: x S")
     parser.add_argument("--max-new-tokens", type=int, default=24)
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="four new tokens per answer")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.max_new_tokens = 4
 
     if args.model:
         lm = StructuredLM.from_pretrained(args.model)

@@ -5,21 +5,12 @@ import argparse
 
 
 def _read_graph(args: argparse.Namespace):
+    if args.edges:
+        from structlm.cli.inputs import read_graph
+
+        return read_graph(args.edges, directed=args.directed)
     import networkx as nx
 
-    if args.edges:
-        pairs = []
-        with open(args.edges, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                words = line.split("#", 1)[0].split()
-                if not words:
-                    continue
-                if len(words) < 2:
-                    raise ValueError(f"{args.edges}:{number}: an edge needs two node ids, got {line.strip()!r}")
-                pairs.append(tuple(int(w) if w.lstrip("-").isdigit() else w for w in words[:2]))
-        graph = nx.DiGraph() if args.directed else nx.Graph()
-        graph.add_edges_from(pairs)
-        return graph
     builders = {"karate": nx.karate_club_graph, "les_miserables": nx.les_miserables_graph,
                 "florentine": nx.florentine_families_graph, "davis": nx.davis_southern_women_graph}
     return builders[args.builtin]()
@@ -48,27 +39,10 @@ def _run_graph(args: argparse.Namespace) -> int:
         np.save(args.npy, distances)
         print(f"wrote {args.npy}")
     if args.png:
-        import matplotlib
+        from structlm.viz import show_graph
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import networkx as nx
-
-        fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.5))
-        layout = nx.spring_layout(graph, seed=0)
-        chosen = set(anchors)
-        nx.draw_networkx(graph, layout, ax=left, node_size=120, with_labels=len(nodes) <= 80, font_size=6,
-                         node_color=["#e07b20" if v in chosen else "#9cc3e6" for v in nodes], edge_color="#bbbbbb")
-        left.set_title(f"{len(anchors)} anchors (orange), radius {args.radius}")
-        left.axis("off")
-        image = right.imshow(distances, aspect="auto", interpolation="nearest")
-        right.set_xlabel("anchor")
-        right.set_ylabel("node")
-        right.set_title("hop distances")
-        fig.colorbar(image, ax=right)
-        fig.tight_layout()
-        fig.savefig(args.png, dpi=110)
-        plt.close(fig)
+        show_graph(graph, anchors, distances, args.png, radius=args.radius,
+                   title=f"NT-LLM anchors: radius {args.radius}, coverage {args.coverage}")
         print(f"wrote {args.png}")
     return 0
 
@@ -80,7 +54,8 @@ def register(subparsers) -> None:
         description="Choose anchors by greedy coverage of radius-c balls and print every node's hop distances "
         "to them. Without --edges it uses a built-in networkx graph.",
     )
-    parser.add_argument("--edges", metavar="FILE", help="edge list: two node ids per line, '#' starts a comment")
+    parser.add_argument("--edges", metavar="FILE", help="a graph file: edge list (two node ids per line, '#' starts a comment), "
+                        "GraphML (.graphml) or GML (.gml)")
     parser.add_argument("--builtin", choices=["karate", "les_miserables", "florentine", "davis"], default="karate")
     parser.add_argument("--directed", action="store_true", help="read --edges as arcs (source target)")
     parser.add_argument("--radius", type=int, default=2, help="ball radius c in hops")

@@ -9,12 +9,22 @@ def _run_rag(args: argparse.Namespace) -> int:
     from structlm import rag
     from structlm.hf import APE, StructuredLM
 
-    contexts = args.context or [
+    contexts = list(args.context or [])
+    query, prefix = args.query, args.prefix
+    if args.contexts:
+        from structlm.cli.inputs import read_contexts
+
+        read, file_query, file_prefix = read_contexts(args.contexts)
+        contexts += read
+        query = query or file_query
+        prefix = prefix if prefix is not None else file_prefix
+    contexts = contexts or [
         "the amazon river carries more water than any other river",
         "lake baikal is the deepest lake in the world",
         "mount kilimanjaro is the highest mountain in africa",
     ]
-    query = args.query
+    query = query or "which lake is the deepest"
+    args.prefix = prefix if prefix is not None else "answer from the documents"
     if args.model:
         lm = StructuredLM.from_pretrained(args.model)
         tokenizer = lm.tokenizer
@@ -55,8 +65,10 @@ def register(subparsers) -> None:
         "answer is noise: the layout and the cache counters are the point.",
     )
     parser.add_argument("--context", action="append", metavar="TEXT", help="a retrieved context (repeat the flag)")
-    parser.add_argument("--query", default="which lake is the deepest", help="the question")
-    parser.add_argument("--prefix", default="answer from the documents", help="shared prefix / instruction")
+    parser.add_argument("--contexts", metavar="FILE", help="contexts from a JSON, JSONL or text file (as in "
+                        "'structlm plan rag'); its question and prefix are used unless --query / --prefix are given")
+    parser.add_argument("--query", help="the question (default: the file's, else 'which lake is the deepest')")
+    parser.add_argument("--prefix", help="shared prefix / instruction (default: 'answer from the documents')")
     parser.add_argument("--layout", choices=["parallel", "sequential", "graph-kv-top1", "graph-kv-full"],
                         default="parallel")
     parser.add_argument("--model", help="a Hugging Face decoder (hub id or local path)")

@@ -54,6 +54,7 @@ class ProbeTable:
         for name in self.models():
             rows = sorted((r for r in self.rows if r.model == name), key=lambda r: r.layer)
             ax.plot([r.layer for r in rows], [r.f1 for r in rows], marker="o", label=name)
+        ax.set_xticks(sorted({r.layer for r in self.rows}))  # whole layers only
         ax.set_xlabel("layer (0 = embeddings)")
         ax.set_ylabel("constituent F1 (mean per snippet)")
         ax.set_title(title)
