@@ -6,7 +6,8 @@
 * :mod:`structlm.hf.batch`, :mod:`structlm.hf.scoring`, :mod:`structlm.hf.generation`: the uses;
 * :mod:`structlm.hf.cache`: ``SegmentCache`` (LRU + safetensors store); :mod:`structlm.hf.room`: in-place caches;
 * :mod:`structlm.hf.attention`: ``APE``; :mod:`structlm.hf.hooks`: the ``AttentionHook`` protocol;
-  :mod:`structlm.hf.sdpa`: grouped-head sdpa; :mod:`structlm.hf.rope`: re-rotation of cached keys.
+  :mod:`structlm.hf.sdpa`: grouped-head sdpa; :mod:`structlm.hf.rope`: re-rotation of cached keys;
+* :mod:`structlm.hf.stream_session`: ``StreamSession`` — a live stream (group positions, read/write, no re-encoding).
 """
 from structlm.lazy import lazy_exports
 
@@ -15,6 +16,8 @@ _EXPORTS = {
     "StructuredOutput": "structlm.hf.outputs",
     "PlanState": "structlm.hf.reuse",
     "APE": "structlm.hf.attention",
+    "StreamSession": "structlm.hf.stream_session",
+    "stream_loss": "structlm.hf.stream_session",
     "AttentionHook": "structlm.hf.hooks",
     "SegmentCache": "structlm.hf.cache",
     "CacheEntry": "structlm.hf.cache",
