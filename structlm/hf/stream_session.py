@@ -30,6 +30,7 @@ from structlm.plan import Plan
 from structlm.stream.latency import al, delays_from_trace, laal
 from structlm.stream.layout import GroupPositions, StreamTemplate, chunk_ids, labels, stream_text
 from structlm.stream.layout import plan as stream_plan
+from structlm.stream.trace import show_trace, trace_text
 from structlm.stream.policy import READ, WRITE, Policy, Replay, WaitK, check_policy, decide
 from structlm.text import Text
 
@@ -282,6 +283,21 @@ class StreamSession:
         delays = self.delays()
         return {"AL": al(delays, self.source_length, reference_length),
                 "LAAL": laal(delays, self.source_length, reference_length)}
+
+    def pieces(self) -> tuple[list[str], list[str]]:
+        """The chunks read and the pieces written, as text (token ids as text without a tokenizer)."""
+        show = (lambda ids: self.tokenizer.decode(list(ids))) if self.tokenizer is not None else (
+            lambda ids: " ".join(str(int(t)) for t in ids))
+        return [show(c) for c in self.source_chunks], [show(c) for c in self.target_chunks]
+
+    def trace_text(self, width: int = 48) -> str:
+        """One line per write: chunks read so far, the source read since the last write, the piece written."""
+        return trace_text(self.steps, *self.pieces(), width=width)
+
+    def show_trace(self, path: str | None = None, **kwargs):
+        """The read/write staircase (matplotlib); see :func:`structlm.stream.show_trace`."""
+        k = getattr(self.policy, "k", None)
+        return show_trace(self.steps, *self.pieces(), path=path, k=kwargs.pop("k", k), **kwargs)
 
     def plan(self) -> Plan:
         """The batch plan of what happened: the chunks read and written, under the session's own actions."""
