@@ -8,6 +8,7 @@
 * :mod:`structlm.hf.attention`: ``APE``; :mod:`structlm.hf.hooks`: the ``AttentionHook`` protocol;
   :mod:`structlm.hf.sdpa`: grouped-head sdpa; :mod:`structlm.hf.rope`: re-rotation of cached keys;
 * :mod:`structlm.hf.stream_session`: ``StreamSession`` — a live stream (group positions, read/write, no re-encoding).
+* :mod:`structlm.hf.embedded`: ``load_embedded`` — the trained models shipped in wheels (SmolLM2, MiniLM).
 """
 from structlm.lazy import lazy_exports
 
@@ -22,6 +23,8 @@ _EXPORTS = {
     "SegmentCache": "structlm.hf.cache",
     "CacheEntry": "structlm.hf.cache",
     "model_fingerprint": "structlm.hf.cache",
+    "load_embedded": "structlm.hf.embedded",
+    "EmbeddedModelError": "structlm.errors",
     "BackendError": "structlm.errors",
     "CacheError": "structlm.errors",
     "CacheMismatchError": "structlm.errors",

@@ -66,11 +66,24 @@ class StructuredLM:
     @classmethod
     def from_pretrained(cls, name_or_path: str, tokenizer: bool | Any = True, attn_implementation: str = "sdpa",
                         dtype: torch.dtype | None = None, **kwargs) -> "StructuredLM":
-        """Load a model (causal LM when the checkpoint has one, else the bare encoder) and its tokenizer."""
+        """Load a model (causal LM when the checkpoint has one, else the bare encoder) and its tokenizer.
+
+        ``name_or_path`` is a local folder, a hub id, or an embedded name (``"smollm2-135m-instruct"``,
+        ``"all-minilm-l6-v2"``: see :func:`structlm.hf.embedded.load_embedded`); an existing local folder of
+        that name wins over the embedded model.
+        """
+        import os
+
         from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+        from structlm.hf.embedded import is_embedded, load_embedded
 
         wrapper_keys = {"cache", "reposition", "strict_positions", "flex_block_size", "position_offset"}
         wrapper_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in wrapper_keys}
+        if is_embedded(name_or_path) and not os.path.exists(name_or_path) and not kwargs:
+            model, tok = load_embedded(name_or_path, attn_implementation=attn_implementation, dtype=dtype,
+                                       tokenizer=tokenizer is True)
+            return cls(model, tokenizer=tok if tokenizer is True else (tokenizer or None), **wrapper_kwargs)
         config = AutoConfig.from_pretrained(name_or_path)
         load = dict(attn_implementation=attn_implementation, **kwargs)
         if dtype is not None:

