@@ -15,7 +15,7 @@ from typing import Sequence
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 # Add a subcommand: write structlm/cli/<name>.py with register(subparsers), then list its name here.
-COMMANDS: list[str] = ["demo", "plan", "rag", "graph", "probe"]
+COMMANDS: list[str] = ["demo", "plan", "rag", "graph", "stream", "probe"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,11 +22,21 @@ def trace_rows(steps: Sequence[str], source: Sequence[str], target: Sequence[str
             since.append(source[n_read] if n_read < len(source) else "")
             n_read += 1
         elif step == WRITE:
-            rows.append((n_read, "".join(since), next(writes, "")))
+            rows.append((n_read, _joined(since), next(writes, "")))
             since = []
         else:
             raise ValueError(f"a trace holds 'read' / 'write' steps, got {step!r}")
     return rows
+
+
+def _joined(pieces: Sequence[str]) -> str:
+    """Pieces of text in order, a space put between two that do not bring their own (word-level tokenizers)."""
+    out = ""
+    for piece in pieces:
+        if out and piece and not out[-1].isspace() and not piece[0].isspace():
+            out += " "
+        out += piece
+    return out
 
 
 def trace_text(steps: Sequence[str], source: Sequence[str], target: Sequence[str], width: int = 48) -> str:
