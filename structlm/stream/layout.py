@@ -129,7 +129,7 @@ def frontiers(policy: Policy, n_source: int, n_target: int) -> list[int]:
     return result
 
 
-def plan(source_chunks: Sequence[Text], target_chunks: Sequence[Text], policy: Policy | int = WaitK(1),
+def plan(source_chunks: Sequence[Text], target_chunks: Sequence[Text], policy: Policy | int = WaitK(3),
          phi: Union[int, float] = 0, prompt: Text | None = None, template: StreamTemplate | None = None,
          tokenizer=None, max_positions: int | None = None) -> Plan:
     """The batch / training plan of a stream under ``policy``: group positions and the shifted wait-k mask.
