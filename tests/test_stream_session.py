@@ -104,7 +104,8 @@ def test_a_read_after_a_write_does_not_change_earlier_target_states(lm):
     early = torch.stack(session.logits).clone()
     session.read([8, 9])
     session.write(3)
-    assert torch.equal(torch.stack(session.logits[:len(early)]), early)
+    _, logits = dense_rows(lm, session)  # the batch plan of the longer stream, read included
+    assert (logits[:len(early)] - early).abs().max() < TOL
     # and in the batch plan: the longer stream's earlier target rows are the shorter stream's
     short = stream.plan([[5, 6], [7]], [[1, 2], [3, 4]], policy=Replay(["read", "read", "write", "write"]),
                         prompt=[3, 4], template=StreamTemplate(target_start=[10]))

@@ -78,7 +78,8 @@ def show_trace(steps: Sequence[str], source: Sequence[str] | None = None, target
     if points:
         ax.scatter([p[0] for p in points], [p[1] for p in points], s=12, color="tab:blue", zorder=3)
     if k is not None:
-        ax.plot([k - 1, n_written + k - 1], [0, n_written], "--", color="tab:gray", label=f"wait-{k}")
+        end = max(k - 1, min(n_written + k - 1, n_read))  # the diagonal stops where the source does
+        ax.plot([k - 1, end], [0, end - k + 1], "--", color="tab:gray", label=f"wait-{k}")
     if source is not None and len(source) <= max_labels:
         ax.set_xticks(range(1, len(source) + 1))
         ax.set_xticklabels([s.strip() for s in source], rotation=70, fontsize=7)
