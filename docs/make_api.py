@@ -24,6 +24,7 @@ MODULES = [
     ("structlm.rag", "RAG layouts"),
     ("structlm.graph", "Graphs: input, anchors, distances, node tokens, plans"),
     ("structlm.code", "Code: parsing, UniXcoder, AST-Probe tuples"),
+    ("structlm.stream", "Streams: group positions, wait-k plans, latency"),
     ("structlm.probe", "Code: the probe"),
 ]
 

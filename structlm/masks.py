@@ -34,6 +34,7 @@ __all__ = [
     "segment_prefill_mask",
     "batch_mask",
     "full_mask",
+    "cache_step_mask",
     "formatted",
     "and_masks",
     "or_masks",
@@ -210,6 +211,16 @@ def batch_mask(plans: Sequence["Plan"], length: int | None = None, kind: str = "
 def full_mask(rows: int, cols: int, kind: str = "bool", dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """``[1, 1, rows, cols]`` all visible: generated tokens over a cache that holds exactly what they see."""
     return formatted(torch.ones(1, 1, rows, cols, dtype=torch.bool), kind, dtype)
+
+
+def cache_step_mask(visible: torch.Tensor, new: int, kind: str = "bool",
+                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``[1, 1, new, past + new]``: ``new`` tokens over a cache whose slot ``c`` they see iff ``visible[c]``,
+    causal among themselves — one step of a stream whose cache holds two position groups (a read sees only the
+    source slots, a write every slot)."""
+    own = torch.ones(new, new, dtype=torch.bool).tril()
+    mask = torch.cat([visible.to(torch.bool)[None].expand(new, -1), own], dim=1)
+    return formatted(mask[None, None], kind, dtype)
 
 
 # --------------------------------------------------------------------------------------------- block mask

@@ -12,7 +12,7 @@ import structlm
 ROOT = Path(structlm.__file__).resolve().parent
 CORE = {"structlm.errors", "structlm.plan", "structlm.segment", "structlm.masks", "structlm.schedule",
         "structlm.layouts", "structlm.text", "structlm.viz", "structlm.lazy"}
-FRONT_ENDS = ("structlm.rag", "structlm.graph", "structlm.code")
+FRONT_ENDS = ("structlm.rag", "structlm.graph", "structlm.code", "structlm.stream")
 
 
 def _modules() -> dict[str, Path]:
@@ -87,7 +87,8 @@ def test_every_file_is_small():
 
 def test_no_submodule_shadows_an_export():
     """``structlm.code.parse`` must stay the function even after ``import structlm.code.<module>``."""
-    for package in ("structlm", "structlm.rag", "structlm.graph", "structlm.code", "structlm.probe", "structlm.hf"):
+    for package in ("structlm", "structlm.rag", "structlm.graph", "structlm.code", "structlm.stream", "structlm.probe",
+                    "structlm.hf"):
         module = importlib.import_module(package)
         children = {info.name for info in pkgutil.iter_modules(module.__path__)}
         clash = children & set(getattr(module, "_EXPORTS", {}))

@@ -7,6 +7,7 @@
 * :mod:`structlm.hf.cache`: ``SegmentCache`` (LRU + safetensors store); :mod:`structlm.hf.room`: in-place caches;
 * :mod:`structlm.hf.attention`: ``APE``; :mod:`structlm.hf.hooks`: the ``AttentionHook`` protocol;
   :mod:`structlm.hf.sdpa`: grouped-head sdpa; :mod:`structlm.hf.rope`: re-rotation of cached keys;
+* :mod:`structlm.hf.stream_session`: ``StreamSession`` — a live stream (group positions, read/write, no re-encoding).
 * :mod:`structlm.hf.embedded`: ``load_embedded`` — the trained models shipped in wheels (SmolLM2, MiniLM).
 """
 from structlm.lazy import lazy_exports
@@ -16,6 +17,8 @@ _EXPORTS = {
     "StructuredOutput": "structlm.hf.outputs",
     "PlanState": "structlm.hf.reuse",
     "APE": "structlm.hf.attention",
+    "StreamSession": "structlm.hf.stream_session",
+    "stream_loss": "structlm.hf.stream_session",
     "AttentionHook": "structlm.hf.hooks",
     "SegmentCache": "structlm.hf.cache",
     "CacheEntry": "structlm.hf.cache",
