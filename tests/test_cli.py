@@ -175,6 +175,7 @@ MISTAKES = {
     "graph": [["graph", "--edges", "{missing}"], ["graph", "--edges", "{one_column.edges}"],
               ["graph", "--edges", "{broken.graphml}"], ["graph", "--builtin", "nope"]],
     "probe": [["probe"], ["probe", "--source", "{missing}", "--no-baselines"]],
+    "stream": [["stream", "{missing}", "--tiny"], ["stream"]],
 }
 CASES = [(name, argv) for name, cases in MISTAKES.items() for argv in cases]
 
