@@ -12,28 +12,12 @@ import os
 from pathlib import Path
 from typing import Any, Hashable, Iterable
 
+from structlm.files import write_atomically
+
 __all__ = ["write_atomically", "read_text", "read_graph", "node_text", "find_node", "read_contexts", "load_tokenizer",
            "GRAPH_FORMATS"]
 
 GRAPH_FORMATS = "an edge list (two node ids per line, '#' comments), GraphML (.graphml) or GML (.gml)"
-
-
-def write_atomically(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: a crash never leaves half a file."""
-    import tempfile
-
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise FileNotFoundError(f"cannot write {path}: no folder {path.parent}")
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def read_text(path: str | os.PathLike) -> str:

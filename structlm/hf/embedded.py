@@ -29,8 +29,9 @@ from typing import Any
 import torch
 
 from structlm.errors import EmbeddedModelError
+from structlm.files import write_atomically
 
-__all__ = ["EMBEDDED", "load_embedded", "is_embedded", "structlm_home", "smollm2_gguf", "minilm_folder",
+__all__ = ["EMBEDDED", "load_embedded", "load_embedded_tokenizer", "is_embedded", "structlm_home", "smollm2_gguf", "minilm_folder",
            "cached_copy", "check_copy", "TITLES"]
 
 SMOLLM2 = "smollm2-135m-instruct"
@@ -121,9 +122,7 @@ def _read_manifest(folder: Path) -> dict | None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def _files_intact(folder: Path, manifest: dict) -> str | None:
@@ -237,6 +236,16 @@ def _swap_in(tmp: Path, folder: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------- loading
+def load_embedded_tokenizer(name: str) -> Any:
+    """The tokenizer of an embedded model without loading its weights (aligning sub-words needs only this)."""
+    if not is_embedded(name):
+        raise EmbeddedModelError(f"unknown embedded model {name!r}; the embedded models are: {', '.join(EMBEDDED)}")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(minilm_folder() if name.lower() == MINILM else cached_copy()))
+
+
 def load_embedded(name: str, attn_implementation: str = "sdpa", dtype: torch.dtype | None = None,
                   tokenizer: bool = True) -> tuple[torch.nn.Module, Any]:
     """``(model in eval mode, tokenizer)`` for an embedded model name (see :data:`EMBEDDED`).

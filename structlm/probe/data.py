@@ -27,7 +27,7 @@ from structlm.code import (
     strip_comments,
 )
 from structlm.errors import AlignmentError
-from structlm.hf.embedded import is_embedded, load_embedded, minilm_folder
+from structlm.hf.embedded import is_embedded, load_embedded, load_embedded_tokenizer, minilm_folder
 
 __all__ = [
     "ProbeExample",
@@ -57,6 +57,8 @@ def load_model(name_or_path: str | os.PathLike, with_model: bool = True):
     from transformers import AutoModel, AutoTokenizer
 
     if is_embedded(name_or_path) and not os.path.exists(name_or_path):
+        if not with_model:
+            return load_embedded_tokenizer(str(name_or_path)), None
         model, tokenizer = load_embedded(str(name_or_path))
         return tokenizer, (model.base_model.eval() if with_model else None)
     tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), use_fast=True)
