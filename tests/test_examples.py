@@ -15,8 +15,11 @@ EXAMPLES = {
     "graph_masks.py": (["--out", "{tmp}"], "next token after the Graph-KV prompt"),
     "rag_parallel.py": ([], "cache hits 5, misses 0"),
     "probe_code.py": (["--out", "{tmp}"], "| MiniLM-L6 | 3 |"),
+    "streaming.py": ([], "wait-3 trace"),
 }
-SLOW = {"probe_code.py"}  # tens of seconds: hidden states of a real model over 120 functions
+# probe_code: tens of seconds (hidden states of a real model over 120 functions); streaming: its quick mode already
+# runs in the default run, in-process, in tests/test_stream_cli.py
+SLOW = {"probe_code.py", "streaming.py"}
 
 
 def test_every_example_is_listed():
