@@ -46,6 +46,9 @@ def files(tmp_path_factory):
     (folder / "not_a_plan.json").write_text('{"format": "nope"}')
     (folder / "no_contexts.jsonl").write_text('{"title": "x"}\n')
     (folder / "notes.xyz").write_text("hello")
+    (folder / "source.txt").write_text("the cat sat on the mat today\n")
+    (folder / "target.txt").write_text("le chat est assis\n")
+    (folder / "blank.txt").write_text("  \n\n")
     return folder
 
 
@@ -121,6 +124,22 @@ def test_plan_code_ast_mode(files, capsys):
 
 
 # ------------------------------------------------------------------------------------------------- show, bench
+def test_plan_stream_equals_the_front_end(files, tmp_path, capsys):
+    from structlm import stream
+    from structlm.text import demo_tokenizer
+
+    out = tmp_path / "stream.json"
+    status, printed, _ = run(["plan", "stream", str(files / "source.txt"), str(files / "target.txt"), "--k", "2",
+                              "--phi", "16", "--prompt", "Translate :", "-o", str(out)], capsys)
+    assert status == 0 and "7 source words, 4 target words, wait-2, phi=16" in printed
+    source, target = stream.split_words("the cat sat on the mat today"), stream.split_words("le chat est assis")
+    tokenizer = demo_tokenizer(source + target + ["Translate :"])
+    expected = stream.plan(source, target, policy=stream.WaitK(2), phi=16, prompt="Translate :", tokenizer=tokenizer)
+    plan = Plan.from_json(out.read_text())
+    assert plan == expected
+    assert min(s.start for s in plan if s.role == "target") == 16   # the target's own position range
+
+
 def test_show_draws_a_saved_plan(files, tmp_path, capsys):
     saved, picture = tmp_path / "plan.json", tmp_path / "mask.png"
     assert run(["plan", "rag", str(files / "docs.json"), "-o", str(saved)], capsys)[0] == 0
@@ -167,7 +186,9 @@ MISTAKES = {
              ["plan", "rag", "{broken.json}"], ["plan", "rag", "{docs.txt}"], ["plan", "rag", "{no_contexts.jsonl}"],
              ["plan", "code", "{notes.xyz}"], ["plan", "code", "{module.py}", "--function", "nope"],
              ["plan", "code", "{missing}"], ["plan", "--json", "{not_a_plan.json}"], ["plan", "--json", "{missing}"],
-             ["plan", "graph"]],
+             ["plan", "graph"], ["plan", "stream", "{source.txt}", "{missing}"],
+             ["plan", "stream", "{blank.txt}", "{target.txt}"], ["plan", "stream", "{source.txt}", "{target.txt}",
+                                                                  "--k", "0"]],
     "show": [["show", "{missing}"], ["show", "{not_a_plan.json}"], ["show", "{broken.json}"], ["show"]],
     "bench": [["bench", "no_such_benchmark"], ["bench", "--dir", "{missing}"]],
     "rag": [["rag", "--contexts", "{missing}"], ["rag", "--contexts", "{broken.json}"],
