@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 ray = pytest.importorskip("ray")
 
@@ -30,11 +29,10 @@ def _vocab() -> list[str]:
 
 @pytest.fixture(scope="module")
 def cluster():
+    """One local cluster for every scale test in the run (Ray starts slowly on 2 cores; it stops at exit)."""
     from structlm.scale import ensure_ray
 
     ensure_ray(num_cpus=2, progress=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -127,4 +125,3 @@ def test_encode_batch_matches_the_parallel_plan_without_ray(saved_model, tmp_pat
     state = reader.prefill(parallel(reader.tokenizer, [CONTEXTS[2], CONTEXTS[0]], QUERY, prefix=PREFIX))
     assert state.keys["context0"] == rows[2]["key"] and state.keys["context1"] == rows[0]["key"]
     assert reader.cache.disk_hits == 3
-    torch.manual_seed(0)

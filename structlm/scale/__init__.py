@@ -17,7 +17,7 @@ _EXPORTS = {
     "read_contexts": "structlm.scale.corpus",
     "encode_batch": "structlm.scale.encoder",
     "layer_features": "structlm.scale.features",
-    "load_features": "structlm.scale.features",
+    "load_features": "structlm.probe.features",
     "ensure_ray": "structlm.scale.cluster",
     "WorkerError": "structlm.scale.cluster",
     "prune_store": "structlm.hf.store",
