@@ -61,14 +61,19 @@ print(json.dumps({"disk_hits": stats["disk_hits"], "misses": stats["misses"], "s
 """
 
 
-def test_a_fresh_process_answers_from_the_store(cluster, saved_model, tmp_path):
-    store = tmp_path / "store"
+@pytest.fixture(scope="module")
+def encoded(cluster, saved_model, tmp_path_factory):
+    """The corpus encoded by two workers into one store (shared by the tests below: Ray runs cost seconds)."""
+    store = tmp_path_factory.mktemp("store")
     report = encode_corpus(CONTEXTS, saved_model, store, prefix=PREFIX, num_workers=2, batch_size=3, progress=False)
+    return store, report
+
+
+def test_a_fresh_process_answers_from_the_store(encoded, saved_model):
+    store, report = encoded
     assert (report.encoded, report.present, report.failed) == (len(CONTEXTS), 0, [])
     assert len(set(report.keys)) == len(CONTEXTS)
     assert not list(store.glob(".*.tmp"))
-    again = encode_corpus(CONTEXTS[:4], saved_model, store, prefix=PREFIX, num_workers=1, progress=False)
-    assert (again.encoded, again.present) == (0, 4)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     picked = [CONTEXTS[7], CONTEXTS[2], CONTEXTS[5]]
     out = subprocess.run([sys.executable, "-c", FRESH, str(saved_model), str(store), PREFIX, QUERY,
@@ -80,18 +85,27 @@ def test_a_fresh_process_answers_from_the_store(cluster, saved_model, tmp_path):
     assert result["error"] < 1e-4
 
 
-def test_files_and_datasets_as_input(cluster, saved_model, tmp_path):
+def test_files_as_input_and_a_run_resumed(encoded, saved_model, tmp_path):
+    """JSONL and text files; contexts already in the store are present, not encoded again; empty ones fail."""
+    store, _ = encoded
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "a.jsonl").write_text("".join(json.dumps({"text": t, "id": i}) + "\n"
-                                            for i, t in enumerate(CONTEXTS[:3])))
-    (corpus / "b.txt").write_text("\n".join(CONTEXTS[3:5]) + "\n\n")
-    report = encode_corpus(corpus, saved_model, tmp_path / "s1", num_workers=1, progress=False)
-    assert report.encoded == 5 and not report.failed
-    data = ray.data.from_items([{"text": t} for t in CONTEXTS[:2]] + [{"text": ""}])
-    report = encode_corpus(data, saved_model, tmp_path / "s1", num_workers=1, progress=False)
-    assert (report.encoded, report.present) == (0, 2)
-    assert report.failed == [(2, "empty after tokenization")]
+                                            for i, t in enumerate(CONTEXTS[:3] + ["doc3 talks about topic0"])))
+    (corpus / "b.txt").write_text("w1 w2 w3 doc9\n\n" + CONTEXTS[4] + "\n")
+    report = encode_corpus(corpus, saved_model, store, prefix=PREFIX, num_workers=1, progress=False)
+    assert (report.encoded, report.present, report.failed) == (2, 4, [])
+
+
+def test_datasets_as_input(cluster):
+    from structlm.scale import read_contexts
+
+    data = ray.data.from_items([{"text": "a", "id": 1}])
+    assert read_contexts(data).schema().names == ["text"]
+    with pytest.raises(ValueError, match="'text' column"):
+        read_contexts(ray.data.from_items([{"body": "a"}]))
+    with pytest.raises(TypeError, match="list of strings"):
+        read_contexts(b"bytes")
 
 
 def test_bad_input_is_one_clear_error_and_writes_nothing(cluster, saved_model, tmp_path):
@@ -121,6 +135,7 @@ def test_encode_batch_matches_the_parallel_plan_without_ray(saved_model, tmp_pat
     lm = StructuredLM.from_pretrained(str(saved_model), cache=SegmentCache(directory=tmp_path))
     rows = encode_batch(lm, CONTEXTS[:3] + ["", CONTEXTS[0]], prefix=PREFIX)
     assert [r["status"] for r in rows] == ["encoded"] * 3 + ["failed", "present"]
+    assert rows[3]["reason"] == "empty after tokenization"
     reader = StructuredLM.from_pretrained(str(saved_model), cache=SegmentCache(directory=tmp_path))
     state = reader.prefill(parallel(reader.tokenizer, [CONTEXTS[2], CONTEXTS[0]], QUERY, prefix=PREFIX))
     assert state.keys["context0"] == rows[2]["key"] and state.keys["context1"] == rows[0]["key"]

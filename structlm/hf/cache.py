@@ -50,7 +50,8 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     if config is not None:
         data = config.to_dict()
         for volatile in ("_attn_implementation", "_attn_implementation_autoset", "transformers_version",
-                         "_name_or_path", "attn_implementation", "output_hidden_states", "use_cache"):
+                         "_name_or_path", "attn_implementation", "output_hidden_states", "use_cache",
+                         "architectures"):  # set by save_pretrained: a reloaded model keeps its store
             data.pop(volatile, None)
         hasher.update(json.dumps(data, sort_keys=True, default=str).encode())
     from structlm.hf.offload import named_weights

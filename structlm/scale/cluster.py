@@ -42,8 +42,12 @@ def ensure_ray(num_cpus: int | None = 2, progress: bool = True):
         kwargs = {} if os.environ.get("RAY_ADDRESS") else {"num_cpus": num_cpus, "include_dashboard": False}
         ray.init(runtime_env={"env_vars": env}, log_to_driver=False, configure_logging=True,
                  logging_level="ERROR", **kwargs)
+    import logging
+
     from ray.data import DataContext
 
+    if not progress:  # quiet: no bars, no per-run execution notes
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
     context = DataContext.get_current()
     context.enable_progress_bars = progress
     context.print_on_execution_start = False

@@ -56,7 +56,8 @@ def read_contexts(contexts: Any):
     if isinstance(contexts, (str, os.PathLike)):
         return _read_path(Path(contexts))
     if isinstance(contexts, (bytes, dict)):
-        raise TypeError(f"contexts must be a list of strings, a ray.data.Dataset or a path, not {type(contexts).__name__}")
+        raise TypeError(f"contexts must be a list of strings, a ray.data.Dataset or a path, "
+                        f"not {type(contexts).__name__}")
     items = list(contexts)
     if not items:
         raise ValueError("the corpus is empty: no contexts to encode")
@@ -134,13 +135,14 @@ def encode_corpus(
     if tokenizer is not None and not isinstance(tokenizer, (str, os.PathLike)):
         raise TypeError("tokenizer must be a path or hub id workers can load it from (or None for the model's)")
     start = time.perf_counter()
-    ensure_ray(progress=progress)
+    ray = ensure_ray(progress=progress)
     data = read_contexts(contexts)
     cache_dir = os.path.abspath(cache_dir)
     os.makedirs(cache_dir, exist_ok=True)
     cpus = actor_cpus(num_workers)
     results = data.map_batches(
-        ContextEncoder, concurrency=num_workers, batch_size=batch_size, num_cpus=cpus, batch_format="numpy",
+        ContextEncoder, compute=ray.data.ActorPoolStrategy(size=num_workers), batch_size=batch_size, num_cpus=cpus,
+        batch_format="numpy",
         fn_constructor_kwargs=dict(model=str(model), cache_dir=cache_dir, prefix=prefix, template=template,
                                    tokenizer=None if tokenizer is None else str(tokenizer),
                                    threads=max(1, int(cpus))),

@@ -1,7 +1,8 @@
 """Probing features at corpus scale: hidden states computed on Ray Data workers, saved as safetensors shards that
 ``structlm.probe.probe_layers(..., features=folder)`` trains from without running the model again.
 
-The format (and ``load_features``) is the probe's own, :mod:`structlm.probe.features`. Why shards and a manifest: each worker writes whole shard files (atomically) as it goes; the manifest
+The format (and ``load_features``) is the probe's own, :mod:`structlm.probe.features`. Why shards and a
+manifest: each worker writes whole shard files (atomically) as it goes; the manifest
 (``features.json``) is written last, by the driver, once every example has its vectors — a folder without one is
 an unfinished run and is refused. The manifest holds a digest of the examples (sub-word ids and alignment), so
 features are never paired with other snippets or another tokenizer's split.
@@ -54,7 +55,8 @@ class FeatureWorker:
         indexes = [int(i) for i in batch["index"]]
         if self.model is None:
             return {"index": indexes, "shard": [""] * len(indexes), "error": [self.error] * len(indexes)}
-        rows = [_Row(ids, words, n) for ids, words, n in zip(batch["input_ids"], batch["word_index"], batch["n_tokens"])]
+        rows = [_Row(ids, words, n)
+                for ids, words, n in zip(batch["input_ids"], batch["word_index"], batch["n_tokens"])]
         feats = probe_features(self.model, rows, self.layers, batch_size=len(rows), progress=False)
         tensors = {f"{index}/{layer}": feats[layer][k].contiguous() for k, index in enumerate(indexes)
                    for layer in self.layers}
@@ -115,7 +117,8 @@ def layer_features(
             for i, ex in enumerate(examples)]
     cpus = actor_cpus(num_workers)
     data = ray.data.from_items(rows).map_batches(
-        FeatureWorker, concurrency=num_workers, batch_size=batch_size, num_cpus=cpus, batch_format="numpy",
+        FeatureWorker, compute=ray.data.ActorPoolStrategy(size=num_workers), batch_size=batch_size, num_cpus=cpus,
+        batch_format="numpy",
         fn_constructor_kwargs=dict(model=str(model), layers=layers, out_dir=str(out_dir.resolve()),
                                    threads=max(1, int(cpus))))
     with ordered():
