@@ -30,6 +30,7 @@ class CorpusReport:
     failed: list[tuple[int, str]] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    encode_seconds: float = 0.0  # first batch started to last batch finished, in the workers (actors up)
 
     @property
     def total(self) -> int:
@@ -163,5 +164,6 @@ def encode_corpus(
     if not report.keys:
         raise ValueError("the corpus is empty: no contexts to encode")
     report.encoded, report.present = statuses[ENCODED], statuses[PRESENT]
+    report.encode_seconds = max(row["finished"] for row in rows) - min(row["started"] for row in rows)
     report.seconds = time.perf_counter() - start
     return report

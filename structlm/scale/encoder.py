@@ -97,9 +97,14 @@ class ContextEncoder:
             self.error = f"{type(error).__name__}: {error}"
 
     def __call__(self, batch: dict) -> dict:
+        import time
+
         texts = list(batch["text"])
+        started = time.time()
         if self.lm is None:
             rows = [{"status": "load_error", "reason": self.error, "key": ""} for _ in texts]
         else:
             rows = encode_batch(self.lm, texts, self.prefix, self.template)
-        return {name: [row[name] for row in rows] for name in ("status", "reason", "key")}
+        out = {name: [row[name] for row in rows] for name in ("status", "reason", "key")}
+        out["started"], out["finished"] = [started] * len(rows), [time.time()] * len(rows)  # the encode span
+        return out
