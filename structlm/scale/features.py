@@ -104,13 +104,13 @@ def layer_features(
         examples, skipped = make_examples(snippets, tokenizer, language, max_length=max_length)
     if not examples:
         raise ValueError(f"no usable snippets (skipped: {skipped})")
-    ray = ensure_ray(progress=progress)
     config = _config(model)
     count = getattr(config, "num_hidden_layers", None)
     layers = list(range(count + 1)) if layers is None else [int(x) for x in layers]
     for layer in layers:
         if layer < 0 or (count is not None and layer > count):
             raise ValueError(f"layer {layer} out of range: the model has layers 0..{count}")
+    ray = ensure_ray(progress=progress)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [{"index": i, "input_ids": np.asarray(ex.input_ids, np.int64),
              "word_index": np.asarray(ex.word_index, np.int64), "n_tokens": len(ex.tuple.tokens)}
