@@ -26,6 +26,7 @@ MODULES = [
     ("structlm.code", "Code: parsing, UniXcoder, AST-Probe tuples"),
     ("structlm.stream", "Streams: group positions, wait-k plans, latency"),
     ("structlm.probe", "Code: the probe"),
+    ("structlm.scale", "Past one machine: Ray Data corpora, probing features, the shared store"),
 ]
 
 

@@ -21,7 +21,7 @@ def test_disk_store_round_trip_is_exact_and_atomic(tmp_path):
     plan = ladder_plan()
     first = StructuredLM(m, cache=SegmentCache(directory=tmp_path))
     expected = first.forward(plan, backend="reuse").logits
-    files = sorted(os.listdir(tmp_path))
+    files = sorted(f for f in os.listdir(tmp_path) if f != "structlm-store.json")
     assert len(files) == 5 and all(f.endswith(".safetensors") for f in files)  # no temporary files left behind
     second = StructuredLM(m, cache=SegmentCache(directory=tmp_path))
     got = second.forward(plan, backend="reuse").logits
@@ -36,7 +36,7 @@ def test_cache_made_by_another_model_is_refused(tmp_path):
         StructuredLM(model("qwen2"), cache=cache)
     # a file written for one model, found under the key another cache asks for
     StructuredLM(model("llama"), cache=SegmentCache(directory=tmp_path)).forward(ladder_plan(), backend="reuse")
-    name = sorted(os.listdir(tmp_path))[0]
+    name = sorted(f for f in os.listdir(tmp_path) if f.endswith(".safetensors"))[0]
     foreign = SegmentCache(directory=tmp_path, fingerprint="0" * 24)
     with pytest.raises(CacheMismatchError, match="made by another model"):
         foreign.get(name.removesuffix(".safetensors"))
@@ -58,7 +58,7 @@ def test_two_random_inits_of_one_config_have_different_fingerprints():
 def test_corrupt_cache_file_is_refused_with_advice(tmp_path, damage):
     m = model("llama")
     StructuredLM(m, cache=SegmentCache(directory=tmp_path)).forward(ladder_plan(), backend="reuse")
-    path = tmp_path / sorted(os.listdir(tmp_path))[0]
+    path = tmp_path / sorted(f for f in os.listdir(tmp_path) if f.endswith(".safetensors"))[0]
     if damage == "truncate":
         path.write_bytes(path.read_bytes()[:100])
     elif damage == "garbage":

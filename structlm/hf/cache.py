@@ -6,7 +6,8 @@ a context encoded for one query is found again by the next plan that holds the s
 positions, seeing the same things.
 
 Memory: an LRU with a byte budget. Disk (optional): one safetensors file per segment, written atomically;
-a file from another model or a corrupt file is refused with a clear error, never loaded silently.
+a file from another model or a corrupt file is refused with a clear error, never loaded silently, and the
+folder is claimed by one model (:mod:`structlm.hf.store`: shared stores, their size).
 """
 from __future__ import annotations
 
@@ -49,10 +50,13 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     if config is not None:
         data = config.to_dict()
         for volatile in ("_attn_implementation", "_attn_implementation_autoset", "transformers_version",
-                         "_name_or_path", "attn_implementation", "output_hidden_states", "use_cache"):
+                         "_name_or_path", "attn_implementation", "output_hidden_states", "use_cache",
+                         "architectures"):  # set by save_pretrained: a reloaded model keeps its store
             data.pop(volatile, None)
         hasher.update(json.dumps(data, sort_keys=True, default=str).encode())
-    for name, param in model.state_dict().items():
+    from structlm.hf.offload import named_weights
+
+    for name, param in named_weights(model):  # offloaded (meta) weights are read from accelerate's hooks
         hasher.update(name.encode())
         flat = param.detach().reshape(-1)
         sample = torch.cat([flat[:32], flat[-32:]]) if flat.numel() > 64 else flat
@@ -137,13 +141,16 @@ class SegmentCache:
     # ----------------------------------------------------------------------------------------- binding
     def bind(self, fingerprint: str) -> None:
         """Tie the cache to one model; a cache made by another model is refused."""
-        if self.fingerprint is None:
-            self.fingerprint = fingerprint
-        elif self.fingerprint != fingerprint:
+        if self.fingerprint is not None and self.fingerprint != fingerprint:
             raise CacheMismatchError(
                 f"this SegmentCache holds keys and values of another model (fingerprint {self.fingerprint}, "
                 f"this model is {fingerprint}); give each model its own SegmentCache"
             )
+        if self.directory is not None:  # a store on disk belongs to one model (structlm.hf.store)
+            from structlm.hf.store import claim_store
+
+            claim_store(self.directory, fingerprint, CACHE_FORMAT, CACHE_VERSION)
+        self.fingerprint = fingerprint
 
     # ----------------------------------------------------------------------------------------- lookups
     def get(self, key: str) -> CacheEntry | None:
@@ -274,6 +281,8 @@ class SegmentCache:
             with safe_open(str(path), framework="pt") as handle:
                 metadata = handle.metadata() or {}
                 tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+        except FileNotFoundError:  # pruned by another process since exists(): a miss
+            return None
         except Exception as error:  # safetensors raises several types for truncated or garbled files
             raise CorruptCacheError(
                 f"cache file {path} is corrupt or not a safetensors file ({type(error).__name__}: {error}); "

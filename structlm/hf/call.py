@@ -17,6 +17,7 @@ import torch
 
 from structlm.errors import BackendError, PlanError
 from structlm.hf.hooks import AttentionHook
+from structlm.hf.offload import execution_device, layer_devices, to_devices
 from structlm.hf.sdpa import IMPLEMENTATION as GROUPED_SDPA
 from structlm.masks import formatted
 from structlm.plan import Plan
@@ -61,6 +62,7 @@ class ModelCall:
     def __init__(self, model: torch.nn.Module, offset: int = 0) -> None:
         self.model = model
         self.offset = int(offset)
+        self.layer_devices = layer_devices(model)  # per layer, under accelerate dispatch; else None
 
     # ----------------------------------------------------------------------------------------- model facts
     @property
@@ -74,7 +76,8 @@ class ModelCall:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        """Where inputs go (under accelerate hooks: the embedding's execution device, not the meta weights)."""
+        return execution_device(self.model)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -142,6 +145,11 @@ class ModelCall:
         """Plan positions as the model's position ids (shifted by the table offset, on the device)."""
         positions = positions.to(self.device)
         return positions + self.offset if self.offset else positions
+
+    def place(self, keys: list[torch.Tensor], values: list[torch.Tensor]) -> tuple[list, list]:
+        """Cached per-layer keys/values on the device where each layer runs (a store loads them on the CPU)."""
+        devices = self.layer_devices or [self.device] * len(keys)
+        return to_devices(list(keys), devices), to_devices(list(values), devices)
 
     # ----------------------------------------------------------------------------------------- outputs
     def head(self, hidden: torch.Tensor) -> torch.Tensor | None:

@@ -111,6 +111,8 @@ class ReuseExecutor:
                                                   seen_keys, include_positions=False)
                         if not output_hidden_states:
                             entry = self._lookup(segment, key, content_key, seen)
+                            if entry is not None:
+                                entry = self._placed(entry)
                     if entry is None:
                         entry, hidden_states = self._encode(plan, segment, seen, state, seen_keys,
                                                             output_hidden_states, attention)
@@ -151,6 +153,17 @@ class ReuseExecutor:
             positions=segment.positions.clone(),
         )
         return entry, (out.hidden_states if output_hidden_states else None)
+
+    def _placed(self, entry: CacheEntry) -> CacheEntry:
+        """A cached entry with keys/values where their layers run and hidden states on the input device."""
+        keys, values = self.call.place(entry.keys, entry.values)
+        hidden = entry.hidden
+        device = self.call.device
+        if hidden is not None and hidden.device != device:
+            hidden = hidden.to(device)
+        if hidden is entry.hidden and all(a is b for a, b in zip(keys + values, entry.keys + entry.values)):
+            return entry
+        return CacheEntry(keys=keys, values=values, hidden=hidden, positions=entry.positions, meta=entry.meta)
 
     def _lookup(self, segment: Segment, key: str, content_key: str, seen: list[str]) -> CacheEntry | None:
         """The cached entry under ``key``; with ``reposition``, one at other positions re-rotated to these."""

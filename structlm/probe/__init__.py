@@ -3,7 +3,8 @@
 * :mod:`structlm.probe.data`: functions from source files, (d, c, u) examples, per-layer features;
 * :mod:`structlm.probe.train`: the probe, its training and constituent-F1 evaluation;
 * :mod:`structlm.probe.table`: results per model and layer, as Markdown, JSON and a picture;
-* :mod:`structlm.probe.run`: ``probe_layers`` / ``probe_with_baselines`` / ``probe_source``.
+* :mod:`structlm.probe.run`: ``probe_layers`` / ``probe_with_baselines`` / ``probe_source``;
+* :mod:`structlm.probe.features`: precomputed features (``load_features``; written by ``structlm.scale``).
 """
 from structlm.lazy import lazy_exports
 
@@ -25,6 +26,7 @@ _EXPORTS = {
     "probe_layers": "structlm.probe.run",
     "probe_with_baselines": "structlm.probe.run",
     "probe_source": "structlm.probe.run",
+    "load_features": "structlm.probe.features",
 }
 __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

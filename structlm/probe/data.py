@@ -213,6 +213,12 @@ def _pool(hidden: torch.Tensor, index: torch.Tensor, n_tokens: int) -> torch.Ten
     return out / counts
 
 
+def _words(example) -> int:
+    """Code tokens of an example (a ProbeExample, or a bare row of ids and alignment from a feature worker)."""
+    count = getattr(example, "n_tokens", None)
+    return int(count) if count is not None else len(example.tuple.tokens)
+
+
 @torch.no_grad()
 def layer_features(
     model: nn.Module,
@@ -225,7 +231,8 @@ def layer_features(
     """Frozen hidden states, mean-pooled to one vector per code token, for each requested layer.
 
     ``hidden_states[0]`` is the embedding output, ``hidden_states[k]`` the k-th layer. One forward per batch
-    serves all layers. Encoder-decoder models are probed through their encoder.
+    serves all layers. Encoder-decoder models are probed through their encoder. Across Ray workers, with
+    the results kept as shards for ``probe_layers(features=...)``: :func:`structlm.scale.layer_features`.
     """
     model = model.eval()
     if getattr(model.config, "is_encoder_decoder", False):
@@ -253,7 +260,7 @@ def layer_features(
         out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
         stacked = torch.stack([out.hidden_states[layer] for layer in layers]).float()  # [layers, B, S, H]
         for i, (slot, ex) in enumerate(zip(chosen, batch)):
-            pooled = _pool(stacked[:, i, : len(ex.input_ids)], torch.tensor(ex.word_index), len(ex.tuple.tokens))
+            pooled = _pool(stacked[:, i, : len(ex.input_ids)], torch.tensor(ex.word_index), _words(ex))
             for k, layer in enumerate(layers):
                 feats[layer][slot] = pooled[k]
     return feats

@@ -31,7 +31,7 @@ def _split(n: int, fractions: tuple[float, float, float], seed: int) -> tuple[li
 
 
 def probe_layers(
-    model: nn.Module,
+    model: nn.Module | None,
     snippets: Sequence[str] | Sequence[ProbeExample],
     layers: Sequence[int] | None = None,
     *,
@@ -46,12 +46,16 @@ def probe_layers(
     batch_size: int = 32,
     seed: int = 42,
     progress: bool = True,
+    features: str | os.PathLike | None = None,
 ) -> ProbeTable:
     """Train and test one probe per layer on frozen hidden states; returns a :class:`ProbeTable`.
 
     ``snippets`` are source strings (needs ``tokenizer``) or prepared :class:`ProbeExample` objects. They
     are split train / valid / test by ``split`` with ``seed``; the label vocabularies come from all snippets,
     as in the paper. ``layers`` defaults to every layer including 0 (embeddings).
+
+    ``features``: a folder written by :func:`structlm.scale.layer_features` (hidden states computed across Ray
+    workers); the probes train from it and the model is not run (``model`` may then be None).
     """
     if snippets and isinstance(snippets[0], ProbeExample):
         examples, skipped = list(snippets), {}
@@ -61,6 +65,13 @@ def probe_layers(
         examples, skipped = make_examples(list(snippets), tokenizer, language, max_length=max_length)
     if len(examples) < 3:
         raise ValueError(f"only {len(examples)} usable snippets (skipped: {skipped}); need at least 3")
+    if features is not None:
+        from structlm.probe.features import load_features
+
+        feats = load_features(features, layers, examples)
+        layers = list(feats)
+    elif model is None:
+        raise ValueError("pass a model, or features= a folder of precomputed hidden states")
     if layers is None:
         layers = list(range(model.config.num_hidden_layers + 1))
     train, valid, test = _split(len(examples), split, seed)
@@ -68,7 +79,8 @@ def probe_layers(
         raise ValueError(f"split {split} of {len(examples)} snippets leaves an empty part")
     tuples = [ex.tuple for ex in examples]
     c_labels, u_labels = label_sets(tuples)
-    feats = layer_features(model, examples, layers, progress=progress, desc=f"{name}: hidden states")
+    if features is None:
+        feats = layer_features(model, examples, layers, progress=progress, desc=f"{name}: hidden states")
     table = ProbeTable(meta={"train": len(train), "valid": len(valid), "test": len(test), "skipped": skipped, "rank": rank})
     for layer in tqdm(layers, desc=f"{name}: layers", disable=not progress, unit="layer"):
         f = feats[layer]
