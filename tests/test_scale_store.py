@@ -28,7 +28,7 @@ from structlm.rag import demo_tokenizer
 from structlm.scale.encoder import encode_batch
 from structlm.testing import tiny_llama
 store, first, last, victim = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
-texts = [f"doc {i} says w{i % 7} and w{i % 11} then w{i % 13}" for i in range(60)]
+texts = [f"doc {i} says w{i % 7} and w{i % 11} then w{i % 13}" for i in range(70)]
 tok = demo_tokenizer(texts + ["sys prompt"])
 lm = StructuredLM(tiny_llama(vocab_size=len(tok)), tokenizer=tok, cache=SegmentCache(max_bytes=0, directory=store))
 if victim:  # write half a file, say so, then hang until killed: a writer dying inside save_file
@@ -38,7 +38,10 @@ if victim:  # write half a file, say so, then hang until killed: a writer dying 
         real(tensors, path, metadata=metadata)
         data = open(path, "rb").read()
         open(path, "wb").write(data[: len(data) // 2])
-        open(os.path.join(store, "..", "victim-ready"), "w").write(path)
+        ready = os.path.join(store, "..", "victim-ready")
+        with open(ready + ".tmp", "w") as f:  # renamed into place: the test never reads a half-written path
+            f.write(path)
+        os.replace(ready + ".tmp", ready)
         time.sleep(600)
     st.save_file = half
 keys = []
@@ -58,7 +61,8 @@ def _writer(store: Path, first: int, last: int, victim: bool = False) -> subproc
 def test_three_writers_one_killed_mid_write(tmp_path):
     store = tmp_path / "store"
     store.mkdir()
-    writers = [_writer(store, 0, 40), _writer(store, 20, 60), _writer(store, 10, 50, victim=True)]
+    # the two survivors overlap (they race on 20..39); the victim's texts are its own, so it always has a file to write
+    writers = [_writer(store, 0, 40), _writer(store, 20, 60), _writer(store, 60, 70, victim=True)]
     ready = tmp_path / "victim-ready"
     deadline = time.time() + 90
     while not ready.exists() and time.time() < deadline and writers[2].poll() is None:
