@@ -223,7 +223,7 @@ class SegmentCache:
 
     def _remember(self, key: str, entry: CacheEntry) -> None:
         if key in self._entries:
-            self._bytes -= self._entries.pop(key).nbytes
+            self._forget(key)
         if entry.nbytes > self.max_bytes:
             return  # larger than the whole budget: keep it on disk only
         self._entries[key] = entry
@@ -232,11 +232,14 @@ class SegmentCache:
         if content_key:
             self._by_content[content_key] = key
         while self._bytes > self.max_bytes and self._entries:
-            old_key, old = self._entries.popitem(last=False)
-            self._bytes -= old.nbytes
-            old_content = old.meta.get("content_key")
-            if old_content and self._by_content.get(old_content) == old_key:
-                del self._by_content[old_content]
+            self._forget(next(iter(self._entries)))  # the least recently used
+
+    def _forget(self, key: str) -> None:
+        old = self._entries.pop(key)
+        self._bytes -= old.nbytes
+        old_content = old.meta.get("content_key")
+        if old_content and self._by_content.get(old_content) == key:
+            del self._by_content[old_content]
 
     def clear(self) -> None:
         """Forget everything in memory (files on disk stay) and reset the counters."""
