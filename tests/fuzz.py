@@ -197,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from tests.fuzz_runtime import RuntimeChecker
 
-        check = RuntimeChecker().check
+        checker = RuntimeChecker()
+        check = checker.check
         seeds = range(args.seed if args.first is None else args.first, args.seed + 1)
     print(describe(args.target, args.seed))
     try:
@@ -205,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     except FuzzFailure as error:
         print(error, file=sys.stderr)
         return 1
+    finally:
+        if args.target == "runtime":
+            checker.close()
     print(f"ok: {args.target} seed {args.seed}")
     return 0
 
