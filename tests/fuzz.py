@@ -43,6 +43,14 @@ def fuzz_count(target: str, marked: bool) -> int:
     return max(1, int((FUZZ if marked else DEFAULT)[target] * scale))
 
 
+def chunk_seeds(target: str, chunk: int, chunks: int, base: int) -> range:
+    """The seeds of one of ``chunks`` equal parts of the -m fuzz count of ``target``, from ``base``."""
+    count = fuzz_count(target, marked=True)
+    per = -(-count // chunks)
+    first = base + chunk * per
+    return range(first, min(base + count, first + per))
+
+
 # --------------------------------------------------------------------------------------------- mask cases
 @dataclass
 class MaskCase:

@@ -9,7 +9,7 @@ import random
 import numpy as np
 import torch
 
-from structlm import Plan
+from structlm import Plan, and_masks, or_masks
 from structlm.errors import CycleError
 from structlm.masks import dense_mask, segment_prefill_mask
 from structlm.schedule import schedule
@@ -104,8 +104,6 @@ def check_mask_case(seed: int) -> None:
     refine, oracle = refinement(case.refine, plan)
     expected = rule if refine is None else rule & oracle(q, k)
     if refine is not None:
-        from structlm import and_masks, or_masks
-
         assert torch.equal(and_masks(fn, refine)(None, None, q, k), expected), "and_masks(rule, refinement)"
         assert torch.equal(or_masks(fn, refine)(None, None, q, k), rule | oracle(q, k)), "or_masks(rule, refinement)"
     # dense, both kinds

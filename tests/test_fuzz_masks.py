@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fuzz import FuzzFailure, fuzz_base, fuzz_count, mask_case, replay_command, run_seeds
+from tests.fuzz import FuzzFailure, chunk_seeds, fuzz_base, fuzz_count, mask_case, replay_command, run_seeds
 from tests.fuzz_masks import check_mask_case
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,12 +29,10 @@ def test_mask_targets_default_share():
 @pytest.mark.fuzz
 @pytest.mark.parametrize("chunk", range(CHUNKS))
 def test_mask_targets_fuzz(chunk):
-    count = fuzz_count("masks", marked=True)
-    per = -(-count // CHUNKS)
-    first = FUZZ_BASE + chunk * per
-    seeds = range(first, min(FUZZ_BASE + count, first + per))
+    seeds = chunk_seeds("masks", chunk, CHUNKS, FUZZ_BASE)
     seconds = run_seeds("masks", seeds, check_mask_case)
-    print(f"mask fuzz chunk {chunk}: {len(seeds)} plans from seed {first} (base {FUZZ_BASE}) in {seconds:.1f} s")
+    print(f"mask fuzz chunk {chunk}: {len(seeds)} plans from seed {seeds.start} (base {FUZZ_BASE}) in "
+          f"{seconds:.1f} s")
 
 
 def test_the_sizes_of_the_issue_are_reached():

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from tests.fuzz import fuzz_base, fuzz_count, main, run_seeds
+from tests.fuzz import chunk_seeds, fuzz_base, fuzz_count, main, run_seeds
 from tests.fuzz_runtime import BUCKETS, RuntimeChecker, padded, runtime_case
 
 CHUNKS = 8
@@ -33,16 +33,14 @@ def test_runtime_backends_default_share():
 @pytest.mark.fuzz
 @pytest.mark.parametrize("chunk", range(CHUNKS))
 def test_runtime_backends_fuzz(chunk):
-    count = fuzz_count("runtime", marked=True)
-    per = -(-count // CHUNKS)
-    first = FUZZ_BASE + chunk * per
-    seeds = range(first, min(FUZZ_BASE + count, first + per))
+    seeds = chunk_seeds("runtime", chunk, CHUNKS, FUZZ_BASE)
     checker = RuntimeChecker()
     try:
-        seconds = run_seeds("runtime", seeds, checker.check, first=first)
+        seconds = run_seeds("runtime", seeds, checker.check, first=seeds.start)
     finally:
         checker.close()
-    print(f"runtime fuzz chunk {chunk}: {checker.counts} from seed {first} (base {FUZZ_BASE}) in {seconds:.1f} s")
+    print(f"runtime fuzz chunk {chunk}: {checker.counts} from seed {seeds.start} (base {FUZZ_BASE}) in "
+          f"{seconds:.1f} s")
 
 
 def test_runtime_cases_cover_every_architecture_and_both_buckets():
