@@ -26,7 +26,7 @@ from structlm import Plan, Segment, and_masks, anchor, or_masks, sliding_window
 
 #: plans per target: default run, -m fuzz
 DEFAULT = {"masks": 1200, "runtime": 56}
-FUZZ = {"masks": 12_000, "runtime": 560}
+FUZZ = {"masks": 20_000, "runtime": 1_000}
 
 
 def fuzz_base(marked: bool) -> int:

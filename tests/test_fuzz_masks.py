@@ -1,4 +1,4 @@
-"""Mask targets against the brute-force rule on seeded random plans: 1,200 plans in the default run, 12,000 under
+"""Mask targets against the brute-force rule on seeded random plans: 1,200 plans in the default run, 20,000 under
 ``-m fuzz`` (a new base seed per run). A failure prints the seed, the case as JSON and ``python -m tests.fuzz
 masks SEED``, which replays it."""
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tests.fuzz import FuzzFailure, chunk_seeds, fuzz_base, fuzz_count, mask_cas
 from tests.fuzz_masks import check_mask_case
 
 ROOT = Path(__file__).resolve().parent.parent
-CHUNKS = 12
+CHUNKS = 20
 FUZZ_BASE = fuzz_base(marked=True)
 
 

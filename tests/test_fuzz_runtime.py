@@ -1,5 +1,5 @@
 """Runtime backends against the explicit-mask reference on seeded random acyclic plans (tiny Llama, Qwen2, Gemma 2,
-BERT): 56 plans in the default run (flex in the ladder plan's bucket only: no new compile), 560 under ``-m fuzz``
+BERT): 56 plans in the default run (flex in the ladder plan's bucket only: no new compile), 1,000 under ``-m fuzz``
 (both flex buckets). A failure prints the seed, the case as JSON and ``python -m tests.fuzz runtime SEED --from
 FIRST`` (the seeds of its chunk, in order, on one cache)."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from tests.fuzz import chunk_seeds, fuzz_base, fuzz_count, main, run_seeds
 from tests.fuzz_runtime import BUCKETS, RuntimeChecker, padded, runtime_case
 
-CHUNKS = 8
+CHUNKS = 10
 FUZZ_BASE = fuzz_base(marked=True)
 
 
