@@ -25,8 +25,8 @@ import torch
 from structlm import Plan, Segment, and_masks, anchor, or_masks, sliding_window
 
 #: plans per target: default run, -m fuzz
-DEFAULT = {"masks": 1200, "runtime": 56}
-FUZZ = {"masks": 20_000, "runtime": 1_000}
+DEFAULT = {"masks": 1200, "runtime": 100}
+FUZZ = {"masks": 20_000, "runtime": 2_000}
 
 
 def fuzz_base(marked: bool) -> int:
