@@ -97,8 +97,9 @@ def padded(plan: Plan, bucket: tuple[int, int]) -> Plan | None:
 class RuntimeChecker:
     """Models, and the cached StructuredLM per architecture, shared by the plans of one run."""
 
-    def __init__(self, buckets: tuple[tuple[int, int], ...] = BUCKETS) -> None:
+    def __init__(self, buckets: tuple[tuple[int, int], ...] = BUCKETS, flex_archs: tuple[str, ...] = ARCHS) -> None:
         self.buckets = buckets
+        self.flex_archs = flex_archs
         self.models: dict[str, torch.nn.Module] = {}
         self.cached: dict[str, StructuredLM] = {}
         self.folder = tempfile.mkdtemp(prefix="structlm-fuzz-")
@@ -141,7 +142,7 @@ class RuntimeChecker:
             close(cached.forward(plan, backend="reuse", attention=ape), "APE(1, 1) reuse on the shared cache")
             self.counts["cache_hits"] = sum(lm.cache.hits for lm in self.cached.values())
             self.counts["disk_hits"] = sum(lm.cache.disk_hits for lm in self.cached.values())
-        for bucket in self.buckets:
+        for bucket in self.buckets if arch in self.flex_archs else ():
             fitted = padded(plan, bucket)
             if fitted is not None:
                 # one compile per (architecture variant, bucket): room for all of them, so flex stays compiled

@@ -1,5 +1,5 @@
 """Runtime backends against the explicit-mask reference on seeded random acyclic plans (tiny Llama, Qwen2, Gemma 2,
-BERT): 100 plans in the default run (flex in the ladder plan's bucket only), 2,000 under ``-m fuzz``
+BERT): 100 plans in the default run (flex on Llama, Qwen2 and BERT, in the ladder plan's bucket), 2,000 under ``-m fuzz``
 (both flex buckets). A failure prints the seed, the case as JSON and ``python -m tests.fuzz runtime SEED --from
 FIRST`` (the seeds of its chunk, in order, on one cache)."""
 from __future__ import annotations
@@ -20,14 +20,16 @@ FUZZ_BASE = fuzz_base(marked=True)
 def test_runtime_backends_default_share():
     count = fuzz_count("runtime", marked=False)
     assert count >= 50 or "STRUCTLM_FUZZ_SCALE" in os.environ
-    checker = RuntimeChecker(buckets=BUCKETS[:1])
+    # flex compiles per architecture variant (Gemma 2 alone needs three): the default share runs flex on the
+    # Llama / Qwen2 (one shared compile) and BERT plans; -m fuzz on all
+    checker = RuntimeChecker(buckets=BUCKETS[:1], flex_archs=("llama", "qwen2", "bert"))
     try:
         seconds = run_seeds("runtime", range(count), checker.check, first=0)
     finally:
         checker.close()
         torch._dynamo.reset()  # later tests get torch's whole recompile budget for their own flex variants
     counts = checker.counts
-    assert counts["plans"] == count and counts["flex"] >= count // 2
+    assert counts["plans"] == count and counts["flex"] >= count // 3
     assert counts["cache_hits"] > 0 and counts["disk_hits"] > 0  # the shared cache served, also from disk
     print(f"runtime fuzz (default share): {counts} in {seconds:.1f} s")
 
