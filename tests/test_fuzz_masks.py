@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fuzz import FuzzFailure, chunk_seeds, fuzz_base, fuzz_count, mask_case, replay_command, run_seeds
-from tests.fuzz_masks import check_mask_case
+from tests.fuzz import FuzzFailure, chunk_seeds, fuzz_base, fuzz_count, replay_command, run_seeds
+from tests.fuzz_masks import check_mask_case, mask_case
 
 ROOT = Path(__file__).resolve().parent.parent
 CHUNKS = 20
