@@ -60,7 +60,7 @@ class CacheMismatchError(CacheError):
 
 
 class CorruptCacheError(CacheError):
-    """A cache file that is truncated, garbled or of another format."""
+    """A cache file that is truncated, garbled (its digest does not match), of another format, or a directory."""
 
 
 class EmbeddedModelError(StructlmError):

@@ -319,8 +319,13 @@ class Plan:
             raise PlanError(f"a plan file holds a JSON object, got {type(data).__name__}")
         if data.get("format") != JSON_FORMAT:
             raise PlanError(f"not a structlm plan: 'format' is {data.get('format')!r}, expected {JSON_FORMAT!r}")
-        if data.get("version") != JSON_VERSION:
-            raise PlanError(f"plan file version {data.get('version')!r} is not supported (this structlm reads {JSON_VERSION})")
+        version = data.get("version")
+        if version != JSON_VERSION or type(version) is not int:  # not true, not 1.0
+            raise PlanError(f"plan file version {version!r} is not supported (this structlm reads {JSON_VERSION})")
+        unknown = set(data) - {"format", "version", "segments", "edges"}
+        if unknown:
+            raise PlanError(f"the plan file has unknown fields {sorted(map(str, unknown))}; a plan holds format, "
+                            f"version, segments and edges")
         segments_data = data.get("segments")
         edges_data = data.get("edges", [])
         if not isinstance(segments_data, list) or not isinstance(edges_data, list):
@@ -333,28 +338,10 @@ class Plan:
             if unknown:
                 raise PlanError(f"segment #{i} ({entry['name']!r}) has unknown fields {sorted(unknown)}")
             try:
-                embeds = None
-                if entry.get("embeds") is not None:
-                    embeds = torch.tensor(entry["embeds"], dtype=_dtype(entry.get("embeds_dtype", "float32")))
-                positions = entry.get("positions")
-                if positions is not None:
-                    positions = torch.tensor(positions, dtype=_dtype(entry.get("positions_dtype", "int64")))
-                ids = entry.get("input_ids")
-                if ids is not None and not (isinstance(ids, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in ids)):
-                    raise PlanError(f"segment {entry['name']!r}: input_ids must be a list of integers")
-                plan.add(
-                    Segment(
-                        entry["name"],
-                        input_ids=ids,
-                        embeds=embeds,
-                        positions=positions,
-                        causal=bool(entry.get("causal", True)),
-                        role=entry.get("role", "text"),
-                    )
-                )
+                plan.add(_segment_from_dict(entry))
             except PlanError:
                 raise
-            except (TypeError, ValueError, RuntimeError) as error:
+            except (TypeError, ValueError, RuntimeError, RecursionError) as error:
                 raise PlanError(f"segment #{i} in the plan file is malformed: {error}") from error
         for edge in edges_data:
             if not (isinstance(edge, (list, tuple)) and len(edge) == 2 and all(isinstance(n, str) for n in edge)):
@@ -367,8 +354,11 @@ class Plan:
         """Read a plan written by ``to_json``; a malformed file raises ``PlanError``, never ``KeyError``."""
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise PlanError(f"the plan is not valid JSON: {error}") from error
+        except RecursionError:
+            raise PlanError("the plan is not a plan file: its JSON is nested too deeply to read (a plan nests "
+                            "four levels)") from None
         return cls.from_dict(data)
 
     def __eq__(self, other: object) -> bool:
@@ -417,6 +407,36 @@ class Plan:
         from structlm.viz import show_plan
 
         return show_plan(self, path, **kwargs)
+
+
+def _segment_from_dict(entry: Mapping) -> Segment:
+    """One segment of a plan file, every field type-checked (JSON has no tensors, so nothing is coerced)."""
+    name = entry["name"]
+    causal, role = entry.get("causal", True), entry.get("role", "text")
+    if not isinstance(causal, bool):
+        raise PlanError(f"segment {name!r}: causal must be true or false, got {causal!r}")
+    if not isinstance(role, str):
+        raise PlanError(f"segment {name!r}: role must be a string, got {role!r}")
+    for values in (entry.get("input_ids"), entry.get("positions")):
+        huge = [v for v in values if isinstance(v, int) and not -2**63 <= v < 2**63] if isinstance(values, list) else []
+        if huge:
+            raise PlanError(f"segment {name!r}: {str(huge[0])[:40]} does not fit in 64 bits; token ids and "
+                            f"positions are int64")
+    embeds = None
+    if entry.get("embeds") is not None:
+        embeds = torch.tensor(entry["embeds"], dtype=_dtype(entry.get("embeds_dtype", "float32")))
+    positions = entry.get("positions")
+    if positions is not None:
+        dtype = _dtype(entry.get("positions_dtype", "int64"))
+        loose = (float, bool) if not dtype.is_floating_point else (bool,)  # torch would round or count them
+        if not isinstance(positions, list) or any(isinstance(v, loose) for v in positions):
+            raise PlanError(f"segment {name!r}: positions must be a list of {dtype} numbers "
+                            f"(positions_dtype), got {str(positions)[:80]}")
+        positions = torch.tensor(positions, dtype=dtype)
+    ids = entry.get("input_ids")
+    if ids is not None and not (isinstance(ids, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in ids)):
+        raise PlanError(f"segment {name!r}: input_ids must be a list of integers")
+    return Segment(name, input_ids=ids, embeds=embeds, positions=positions, causal=causal, role=role)
 
 
 def _dtype(name: Any) -> torch.dtype:

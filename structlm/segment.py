@@ -90,6 +90,8 @@ class Segment:
                 raise PlanError(
                     f"segment {name!r}: embeds must be a float tensor [len, hidden], got {embeds.dtype} {tuple(embeds.shape)}"
                 )
+            if not bool(torch.isfinite(embeds).all()):
+                raise PlanError(f"segment {name!r}: embeds hold NaN or infinite values")
             self.input_ids = None
             self.embeds = embeds
             length = embeds.shape[0]

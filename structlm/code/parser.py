@@ -381,35 +381,50 @@ def functions(tree: CodeTree) -> list[Node]:
     return found
 
 
+def _starts_line(data: bytes, start: int) -> bool:
+    """Only blanks lie between the start of the line and byte ``start``."""
+    return not data[data.rfind(b"\n", 0, start) + 1 : start].strip()
+
+
 def _docstring_nodes(tree: CodeTree) -> list[Node]:
-    """Python docstrings: a string statement first in a module, class or function body."""
+    """Python docstrings: a string statement first in a module, class or function body, on a line of its own.
+
+    A docstring on the header line (``def f(): "doc"``) is the whole body and stays: removing it would leave an
+    empty block (an empty ``''`` token in the AST tuple). AST-Probe's tokenize-based pass keeps it too.
+    """
     found = []
     for node in tree.root.iter():
         if node.type not in ("module", "block") or node.text is not None:
             continue
         body = [c for c in node.children if not c.comment]
         if body and body[0].type == "expression_statement" and len(body[0].children) == 1:
-            if body[0].children[0].type in ("string", "concatenated_string"):
+            if body[0].children[0].type in ("string", "concatenated_string") and _starts_line(
+                tree.source, body[0].start_byte
+            ):
                 found.append(body[0])
     return found
 
 
 def strip_comments(source: str, language: str | LanguageSpec, docstrings: bool = True) -> str:
-    """Remove comments (and Python docstrings) by their byte ranges, then drop blank lines.
+    """Remove comments (and Python docstrings) by their byte ranges, join backslash-continued lines, then drop
+    blank lines.
 
-    This is AST-Probe's preprocessing, done on the tree instead of with regexes (which break on string
-    literals that look like comments). Raises :class:`CodeSyntaxError` on code that does not parse.
+    Done on the tree instead of with regexes (which break on string literals that look like comments). A line
+    continuation (``\\`` at a line's end, outside strings) becomes one space, so the continued line is joined
+    and no ``line_continuation`` leaf reaches the AST tuple. The deliberate differences from AST-Probe's
+    tokenize-based pass are listed in docs/code.md. Raises :class:`CodeSyntaxError` on code that does not parse.
     """
     tree = parse(source, language, strict=True)
-    cuts = [(n.start_byte, n.end_byte) for n in tree.root.iter() if n.comment]
+    cuts = [(n.start_byte, n.end_byte, b"") for n in tree.root.iter() if n.comment]
+    cuts += [(n.start_byte, n.end_byte, b" ") for n in tree.root.leaves() if n.type == "line_continuation"]
     if docstrings and tree.spec.name == "python":
-        cuts += [(n.start_byte, n.end_byte) for n in _docstring_nodes(tree)]
+        cuts += [(n.start_byte, n.end_byte, b"") for n in _docstring_nodes(tree)]
     data = tree.source
     pieces, last = [], 0
-    for start, end in sorted(cuts):
+    for start, end, replacement in sorted(cuts):
         if start < last:
             continue
-        pieces.append(data[last:start])
+        pieces += [data[last:start], replacement]
         last = end
     pieces.append(data[last:])
     text = _decode(b"".join(pieces))

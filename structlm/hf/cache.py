@@ -8,6 +8,11 @@ positions, seeing the same things.
 Memory: an LRU with a byte budget. Disk (optional): one safetensors file per segment, written atomically;
 a file from another model or a corrupt file is refused with a clear error, never loaded silently, and the
 folder is claimed by one model (:mod:`structlm.hf.store`: shared stores, their size).
+
+Integrity: safetensors checks a file's header, not its data, so a flipped bit inside a tensor would load
+silently and give wrong numbers. Each file's metadata therefore holds a SHA-256 digest of its metadata and of
+every tensor's name, dtype, shape and raw bytes (:func:`entry_digest`), checked on every load; a mismatch raises
+:class:`CorruptCacheError`. Files of version 1 (written before digests) have other keys, so they are never found.
 """
 from __future__ import annotations
 
@@ -18,16 +23,16 @@ import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import torch
 
-from structlm.errors import CacheMismatchError, CorruptCacheError
+from structlm.errors import CacheError, CacheMismatchError, CorruptCacheError
 
-__all__ = ["CacheEntry", "SegmentCache", "model_fingerprint", "segment_key", "CACHE_FORMAT"]
+__all__ = ["CacheEntry", "SegmentCache", "model_fingerprint", "segment_key", "entry_digest", "CACHE_FORMAT"]
 
 CACHE_FORMAT = "structlm.segment_kv"
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # 2: every file carries a digest of its contents
 
 
 def _tensor_digest(hasher, tensor: torch.Tensor) -> None:
@@ -37,6 +42,18 @@ def _tensor_digest(hasher, tensor: torch.Tensor) -> None:
     if tensor.dtype == torch.bfloat16:
         tensor = tensor.view(torch.int16)
     hasher.update(tensor.numpy().tobytes())
+
+
+def entry_digest(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> str:
+    """``"sha256:<hex>"`` over ``metadata`` (its ``digest`` field aside) and every tensor's name, dtype, shape and
+    raw bytes, in name order: what a cache file stores and what a load recomputes (about 1 GB/s on one core)."""
+    hasher = hashlib.sha256()
+    hasher.update(json.dumps(sorted((k, v) for k, v in metadata.items() if k != "digest")).encode())
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous().reshape(-1)
+        hasher.update(f"\n{name}|{tensor.dtype}|{tuple(tensors[name].shape)}\n".encode())
+        hasher.update(tensor.view(torch.uint8).numpy())  # the raw bytes, without a copy
+    return "sha256:" + hasher.hexdigest()
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
@@ -128,6 +145,9 @@ class SegmentCache:
         self.max_bytes = int(max_bytes)
         self.directory = Path(directory) if directory is not None else None
         if self.directory is not None:
+            if self.directory.exists() and not self.directory.is_dir():
+                raise CacheError(f"cache directory {self.directory} is a file; pass a folder (it is created if "
+                                 f"missing)")
             self.directory.mkdir(parents=True, exist_ok=True)
         self.fingerprint = fingerprint
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
@@ -203,7 +223,7 @@ class SegmentCache:
 
     def _remember(self, key: str, entry: CacheEntry) -> None:
         if key in self._entries:
-            self._bytes -= self._entries.pop(key).nbytes
+            self._forget(key)
         if entry.nbytes > self.max_bytes:
             return  # larger than the whole budget: keep it on disk only
         self._entries[key] = entry
@@ -212,11 +232,14 @@ class SegmentCache:
         if content_key:
             self._by_content[content_key] = key
         while self._bytes > self.max_bytes and self._entries:
-            old_key, old = self._entries.popitem(last=False)
-            self._bytes -= old.nbytes
-            old_content = old.meta.get("content_key")
-            if old_content and self._by_content.get(old_content) == old_key:
-                del self._by_content[old_content]
+            self._forget(next(iter(self._entries)))  # the least recently used
+
+    def _forget(self, key: str) -> None:
+        old = self._entries.pop(key)
+        self._bytes -= old.nbytes
+        old_content = old.meta.get("content_key")
+        if old_content and self._by_content.get(old_content) == key:
+            del self._by_content[old_content]
 
     def clear(self) -> None:
         """Forget everything in memory (files on disk stay) and reset the counters."""
@@ -259,11 +282,15 @@ class SegmentCache:
         metadata = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "fingerprint": self.fingerprint or "",
                     "key": key, "layers": str(len(entry.keys)),
                     "content_key": str(entry.meta.get("content_key", ""))}
+        metadata["digest"] = entry_digest(tensors, metadata)
+        path = self._path(key)
+        if path.is_dir():
+            raise CorruptCacheError(f"cannot write cache file {path}: a directory is in its place; remove it")
         handle, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.directory)
         os.close(handle)
         try:
             save_file(tensors, tmp, metadata=metadata)
-            os.replace(tmp, self._path(key))  # atomic: readers see the old file or the whole new one
+            os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -275,6 +302,9 @@ class SegmentCache:
         path = self._path(key)
         if not path.exists():
             return None
+        if path.is_dir():
+            raise CorruptCacheError(f"cache file {path} is a directory, not a file; remove it and the segment will "
+                                    f"be encoded again")
         from safetensors import safe_open
 
         try:
@@ -293,10 +323,21 @@ class SegmentCache:
                 f"cache file {path} is not a structlm segment cache of version {CACHE_VERSION} "
                 f"(format={metadata.get('format')!r}, version={metadata.get('version')!r}); delete it"
             )
+        # the digest covers the metadata too, so a flipped bit anywhere is named as corruption, not as a mismatch
+        if entry_digest(tensors, metadata) != metadata.get("digest"):
+            raise CorruptCacheError(
+                f"cache file {path} fails its digest check: its contents changed after it was written (a flipped "
+                f"bit, a partial copy); delete it and the segment will be encoded again"
+            )
         if self.fingerprint is not None and metadata.get("fingerprint") != self.fingerprint:
             raise CacheMismatchError(
                 f"cache file {path} was made by another model (fingerprint {metadata.get('fingerprint')!r}, "
                 f"this model is {self.fingerprint!r}); point each model at its own cache directory"
+            )
+        if metadata.get("key") != key:
+            raise CorruptCacheError(
+                f"cache file {path} holds the entry {metadata.get('key')!r}, not {key!r} (a file renamed or copied "
+                f"over another); delete it"
             )
         try:
             layers = int(metadata["layers"])

@@ -166,7 +166,8 @@ def make_examples(
     min_tokens: int = 3,
     preprocess: bool = True,
 ) -> tuple[list[ProbeExample], dict[str, int]]:
-    """Parse, strip comments/docstrings (the paper's preprocessing), tuple and align each snippet.
+    """Parse, strip comments/docstrings (the paper's preprocessing; the differences are listed in docs/code.md),
+    tuple and align each snippet.
 
     Snippets that fail a filter are dropped and counted in the returned ``skipped`` dict: syntax errors,
     more than ``max_length`` sub-words (the model's window), fewer than ``min_tokens`` code tokens, or code
