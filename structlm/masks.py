@@ -32,6 +32,7 @@ __all__ = [
     "dense_mask",
     "block_mask",
     "segment_prefill_mask",
+    "causal_chain",
     "batch_mask",
     "full_mask",
     "cache_step_mask",
@@ -191,6 +192,26 @@ def segment_prefill_mask(plan: "Plan", name: str, seen: Sequence[str], kind: str
     own = torch.arange(*spans[name])
     cols = torch.cat([torch.arange(*spans[s]) for s in seen] + [own])
     return dense_mask(plan, kind, dtype, rows=own, cols=cols)
+
+
+def causal_chain(plan: "Plan", names: Sequence[str]) -> bool:
+    """Whether the segments ``names`` (consecutive in the plan, in order) form one ordinary causal prompt: each is
+    causal, sees exactly the ones before it in ``names`` (the first sees nothing), and positions run on by one.
+
+    Their mask over themselves is then exactly lower-triangular, and their positions a plain range: the model's
+    own causal attention with no mask computes it (what a plain prefill does).
+    """
+    spans = plan.spans
+    for i, name in enumerate(names):
+        segment = plan[name]
+        if not segment.causal or set(plan.sees(name)) != set(names[:i]):
+            return False
+        if i and spans[name][0] != spans[names[i - 1]][1]:
+            return False
+    positions = torch.cat([plan[name].positions for name in names])
+    if positions.is_floating_point():
+        return False
+    return bool((positions.diff() == 1).all())
 
 
 def batch_mask(plans: Sequence["Plan"], length: int | None = None, kind: str = "bool",

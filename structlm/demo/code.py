@@ -9,7 +9,8 @@ from structlm.demo.tour import Tour
 
 __all__ = ["code_step"]
 
-PROBE_SNIPPETS = 60
+PROBE_SNIPPETS = 120
+PROBE_EPOCHS = 12
 PROBE_LAYERS = [0, 3, 6]
 
 
@@ -40,11 +41,11 @@ def _probe(tour: Tour) -> None:
 
     from structlm.probe import probe_source
 
-    table = probe_source(sysconfig.get_paths()["stdlib"], snippets=PROBE_SNIPPETS, layers=PROBE_LAYERS, epochs=6,
-                         batch_size=8, progress=False)
+    table = probe_source(sysconfig.get_paths()["stdlib"], snippets=PROBE_SNIPPETS, layers=PROBE_LAYERS,
+                         epochs=PROBE_EPOCHS, patience=PROBE_EPOCHS, batch_size=4, progress=False)
     meta = table.meta
     tour.say(f"AST-Probe on MiniLM-L6, layers {PROBE_LAYERS} (0 = embeddings) and the random-weights copy: "
              f"{PROBE_SNIPPETS} stdlib functions, {meta.get('train')}/{meta.get('valid')}/{meta.get('test')} "
-             f"train/valid/test, 6 epochs (docs/code.md has the full run)")
+             f"train/valid/test, {PROBE_EPOCHS} epochs, batch 4 (a short run: docs/code.md has the full one)")
     tour.say(table.to_markdown())
     tour.picture("probe.png", table.plot)

@@ -66,8 +66,10 @@ def _real(tour: Tour) -> None:
         result = fn()
         return result, time.perf_counter() - start
 
+    lm.generate(rag.parallel(tok, docs[:1], "Hi.", template=template), max_new_tokens=2)  # warm-up, not timed
     sequential = plan("sequential", question)
     with torch.no_grad():
+        lm.model(input_ids=sequential.input_ids[:, :64], use_cache=False, logits_to_keep=1)  # warm-up
         _, t_seq = seconds(lambda: lm.model(input_ids=sequential.input_ids, use_cache=False, logits_to_keep=1))
     lm.cache.clear()
     _, t_cold = seconds(lambda: lm.generate(plan("parallel", question), max_new_tokens=1))
