@@ -58,6 +58,6 @@ def stream_step(tour: Tour) -> None:
     first = len(plan) - len(session.written) - 1
     rows = torch.arange(first, first + len(session.written))
     batch = lm.forward(plan, backend="dense", logits_for=rows).logits[0]
-    tour.say(f"session == its batch plan (dense): max |logit difference| "
+    tour.say(f"session == its batch plan (dense), max |logit difference|: "
              f"{(torch.stack(session.logits) - batch).abs().max().item():.2e}")
     tour.picture("stream.png", lambda path: session.show_trace(path, title=f"wait-{K}: copying while reading"))

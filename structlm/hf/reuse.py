@@ -148,12 +148,11 @@ class ReuseExecutor:
                     state[name] = entry
         return PlanState(plan=plan, entries=state, keys=keys), layer_states
 
-    @staticmethod
-    def _chain(plan: Plan, order: list[str], index: int, look) -> list[str]:
+    def _chain(self, plan: Plan, order: list[str], index: int, look) -> list[str]:
         """The longest run of uncached segments from ``order[index]`` that is one plain causal prompt from the
         plan's start (it sees nothing before it); ``[order[index]]`` when there is none."""
         first = order[index]
-        if plan.sees(first) or plan[first].is_soft:
+        if plan.sees(first) or plan[first].is_soft or not self.call.plain_causal():
             return [first]
         run = [first]
         for name in order[index + 1:]:
