@@ -7,7 +7,7 @@ forward's, and each segment's entry goes to the content-addressed :class:`~struc
 any later plan in which the segment has the same tokens, positions and visible set reuses it. With
 ``reposition`` a cached segment at other positions is re-rotated instead of recomputed.
 
-A run of uncached segments that starts the plan and forms one ordinary causal prompt
+A run of uncached segments that sees nothing else and forms one ordinary causal prompt
 (:func:`structlm.masks.causal_chain`: a sequential prompt, or a prefix and the first context after it) is
 encoded in one plain causal call and split into per-segment entries afterwards: the same numbers as a plain
 prefill, at its cost (no per-segment joins of the growing past, causal attention that skips the upper triangle).
@@ -128,8 +128,8 @@ class ReuseExecutor:
                     continue
                 key, content_key, entry = look(name)
                 if entry is None:
-                    run = self._chain(plan, order, index, look) if attention is None and not output_hidden_states else [name]
-                    if len(run) > 1:
+                    run = self._chain(plan, order, index, look) if attention is None and not output_hidden_states else None
+                    if run:
                         encoded = self._encode_chain(plan, run)
                     else:
                         seen = plan.sees(name)
@@ -148,18 +148,18 @@ class ReuseExecutor:
                     state[name] = entry
         return PlanState(plan=plan, entries=state, keys=keys), layer_states
 
-    def _chain(self, plan: Plan, order: list[str], index: int, look) -> list[str]:
-        """The longest run of uncached segments from ``order[index]`` that is one plain causal prompt from the
-        plan's start (it sees nothing before it); ``[order[index]]`` when there is none."""
+    def _chain(self, plan: Plan, order: list[str], index: int, look) -> list[str] | None:
+        """The longest run of uncached segments from ``order[index]`` that is one plain causal prompt seeing
+        nothing before it (a single causal segment counts); None when ``order[index]`` starts none."""
         first = order[index]
-        if plan.sees(first) or plan[first].is_soft or not self.call.plain_causal():
-            return [first]
+        if plan[first].is_soft or not causal_chain(plan, [first]) or not self.call.plain_causal():
+            return None
         run = [first]
         for name in order[index + 1:]:
             if plan[name].is_soft or not causal_chain(plan, run + [name]) or look(name)[2] is not None:
                 break
             run.append(name)
-        return run if causal_chain(plan, run) else [first]
+        return run
 
     def _encode_chain(self, plan: Plan, run: list[str]) -> dict[str, CacheEntry]:
         """Encode a :func:`~structlm.masks.causal_chain` run in one call with the model's own causal attention
