@@ -33,6 +33,7 @@ __all__ = [
     "block_mask",
     "segment_prefill_mask",
     "causal_chain",
+    "chain_continues",
     "batch_mask",
     "full_mask",
     "cache_step_mask",
@@ -201,17 +202,24 @@ def causal_chain(plan: "Plan", names: Sequence[str]) -> bool:
     Their mask over themselves is then exactly lower-triangular, and their positions a plain range: the model's
     own causal attention with no mask computes it (what a plain prefill does).
     """
-    spans = plan.spans
-    for i, name in enumerate(names):
-        segment = plan[name]
-        if not segment.causal or set(plan.sees(name)) != set(names[:i]):
-            return False
-        if i and spans[name][0] != spans[names[i - 1]][1]:
-            return False
-    positions = torch.cat([plan[name].positions for name in names])
-    if positions.is_floating_point():
+    return all(chain_continues(plan, names[:i], name) for i, name in enumerate(names))
+
+
+def chain_continues(plan: "Plan", run: Sequence[str], name: str) -> bool:
+    """Whether segment ``name`` extends the :func:`causal_chain` ``run`` (checked one link at a time, so a run of
+    m segments costs what their visible sets cost, not m times that)."""
+    segment = plan[name]
+    positions = segment.positions
+    if not segment.causal or not len(positions) or positions.is_floating_point():
         return False
-    return bool((positions.diff() == 1).all())
+    if not bool((positions.diff() == 1).all()):
+        return False
+    if set(plan.sees(name)) != set(run):
+        return False
+    if not run:
+        return True
+    last = plan[run[-1]]
+    return plan.spans[run[-1]][1] == plan.spans[name][0] and int(positions[0]) == int(last.positions[-1]) + 1
 
 
 def batch_mask(plans: Sequence["Plan"], length: int | None = None, kind: str = "bool",

@@ -25,7 +25,7 @@ from structlm.hf.call import ModelCall
 from structlm.hf.hooks import AttentionHook, affected_segments
 from structlm.hf.room import JoinedContexts
 from structlm.hf.rope import rerotate_keys
-from structlm.masks import causal_chain, segment_prefill_mask
+from structlm.masks import chain_continues, segment_prefill_mask
 from structlm.plan import Plan
 from structlm.segment import Segment
 
@@ -128,7 +128,8 @@ class ReuseExecutor:
                     continue
                 key, content_key, entry = look(name)
                 if entry is None:
-                    run = self._chain(plan, order, index, look) if attention is None and not output_hidden_states else None
+                    plain = attention is None and not output_hidden_states
+                    run = self._chain(plan, order, index, look) if plain else None
                     if run:
                         encoded = self._encode_chain(plan, run)
                     else:
@@ -152,11 +153,11 @@ class ReuseExecutor:
         """The longest run of uncached segments from ``order[index]`` that is one plain causal prompt seeing
         nothing before it (a single causal segment counts); None when ``order[index]`` starts none."""
         first = order[index]
-        if plan[first].is_soft or not causal_chain(plan, [first]) or not self.call.plain_causal():
+        if plan[first].is_soft or not chain_continues(plan, [], first) or not self.call.plain_causal():
             return None
         run = [first]
         for name in order[index + 1:]:
-            if plan[name].is_soft or not causal_chain(plan, run + [name]) or look(name)[2] is not None:
+            if plan[name].is_soft or not chain_continues(plan, run, name) or look(name)[2] is not None:
                 break
             run.append(name)
         return run
