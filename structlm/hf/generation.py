@@ -53,6 +53,7 @@ def generate(lm: "StructuredLM", plan: Plan, max_new_tokens: int = 20, do_sample
     call = lm.call
     logits = call.head(entries[last.name].hidden[-1:])[0]
     new_tokens: list[int] = []
+    unmasked = attention is None and call.plain_causal()  # no sliding window the model would apply by itself
     with torch.no_grad():
         for step in range(max_new_tokens):
             token = pick_token(logits, do_sample, temperature, top_p, generator)
@@ -63,12 +64,15 @@ def generate(lm: "StructuredLM", plan: Plan, max_new_tokens: int = 20, do_sample
                 cache = room_cache([with_room([e.keys[i] for e in chosen], max_new_tokens) for i in range(layers)],
                                    [with_room([e.values[i] for e in chosen], max_new_tokens) for i in range(layers)],
                                    cols.numel())
-            every = full_mask(1, cols.numel() + len(new_tokens))
-            rows = generated_cols = None
-            if attention is not None:  # generated tokens are -1: not in the plan
-                rows = torch.tensor([-1])
-                generated_cols = torch.cat([cols, torch.full((len(new_tokens),), -1)])
-            implementation, mask, extra = call.setup(attention, every, plan, rows, generated_cols)
+            if unmasked:  # the new token sees the whole cache: the model's own step, as its generate makes it
+                implementation, mask, extra = None, None, {}
+            else:
+                every = full_mask(1, cols.numel() + len(new_tokens))
+                rows = generated_cols = None
+                if attention is not None:  # generated tokens are -1: not in the plan
+                    rows = torch.tensor([-1])
+                    generated_cols = torch.cat([cols, torch.full((len(new_tokens),), -1)])
+                implementation, mask, extra = call.setup(attention, every, plan, rows, generated_cols)
             dtype = torch.float32 if isinstance(position, float) else torch.long
             with call.implementation(implementation):
                 out = call.base(input_ids=torch.tensor([[token]], device=lm.device), attention_mask=mask,
