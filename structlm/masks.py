@@ -32,6 +32,8 @@ __all__ = [
     "dense_mask",
     "block_mask",
     "segment_prefill_mask",
+    "causal_chain",
+    "chain_continues",
     "batch_mask",
     "full_mask",
     "cache_step_mask",
@@ -191,6 +193,33 @@ def segment_prefill_mask(plan: "Plan", name: str, seen: Sequence[str], kind: str
     own = torch.arange(*spans[name])
     cols = torch.cat([torch.arange(*spans[s]) for s in seen] + [own])
     return dense_mask(plan, kind, dtype, rows=own, cols=cols)
+
+
+def causal_chain(plan: "Plan", names: Sequence[str]) -> bool:
+    """Whether the segments ``names`` (consecutive in the plan, in order) form one ordinary causal prompt: each is
+    causal, sees exactly the ones before it in ``names`` (the first sees nothing), and positions run on by one.
+
+    Their mask over themselves is then exactly lower-triangular, and their positions a plain range: the model's
+    own causal attention with no mask computes it (what a plain prefill does).
+    """
+    return all(chain_continues(plan, names[:i], name) for i, name in enumerate(names))
+
+
+def chain_continues(plan: "Plan", run: Sequence[str], name: str) -> bool:
+    """Whether segment ``name`` extends the :func:`causal_chain` ``run`` (checked one link at a time, so a run of
+    m segments costs what their visible sets cost, not m times that)."""
+    segment = plan[name]
+    positions = segment.positions
+    if not segment.causal or not len(positions) or positions.is_floating_point():
+        return False
+    if not bool((positions.diff() == 1).all()):
+        return False
+    if set(plan.sees(name)) != set(run):
+        return False
+    if not run:
+        return True
+    last = plan[run[-1]]
+    return plan.spans[run[-1]][1] == plan.spans[name][0] and int(positions[0]) == int(last.positions[-1]) + 1
 
 
 def batch_mask(plans: Sequence["Plan"], length: int | None = None, kind: str = "bool",

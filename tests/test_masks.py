@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from torch.nn.attention.flex_attention import create_block_mask
 
 from structlm import Plan, PlanError, Segment, and_masks, anchor, or_masks, sliding_window
-from structlm.masks import block_mask, dense_mask, to_additive
+from structlm.masks import block_mask, causal_chain, dense_mask, to_additive
 from tests.strategies import brute_force_mask, plans
 
 
@@ -113,3 +113,27 @@ def test_dense_mask_rows_for_a_query_block():
     assert torch.equal(rows[0, 0], brute_force_mask(plan)[3:5])
     with pytest.raises(ValueError, match="'bool' or 'additive'"):
         plan.dense_mask("float")
+
+
+@settings(max_examples=60, deadline=None)
+@given(plans())
+def test_causal_chain_means_the_mask_is_lower_triangular(plan):
+    """Whenever causal_chain says a leading run is one plain causal prompt, its mask is exactly causal."""
+    for end in range(1, plan.num_segments + 1):
+        names = plan.names[:end]
+        if causal_chain(plan, names):
+            n = plan.spans[names[-1]][1]
+            assert torch.equal(dense_mask(plan, rows=(0, n), cols=(0, n))[0, 0], torch.ones(n, n).tril().bool())
+
+
+def test_causal_chain_cases():
+    plan = Plan()
+    plan.add(Segment("a", input_ids=[1, 2]))
+    plan.add(Segment("b", input_ids=[3, 4], start=2), sees=["a"])
+    plan.add(Segment("c", input_ids=[5], start=2), sees=["a"])         # beside b: positions restart
+    plan.add(Segment("d", input_ids=[6], start=3, causal=False), sees=["a", "b", "c"])
+    assert causal_chain(plan, ["a", "b"])
+    assert not causal_chain(plan, ["a", "b", "c"])                         # c does not see b
+    assert not causal_chain(plan, ["b"])                                   # b sees a, outside the run
+    chained = Plan([Segment("a", input_ids=[1, 2]), Segment("b", input_ids=[3], start=5)])
+    assert not causal_chain(chained, ["a", "b"])                           # positions jump

@@ -248,6 +248,19 @@ def test_greedy_generate_equals_model_generate(lm, smol):
     assert "Paris" in tokenizer.decode(ours[0])
 
 
+def test_generate_on_a_sequential_rag_plan_equals_model_generate(lm, smol):
+    """The chat-template RAG prompt as a sequential plan (one plain causal prefill) continues like HF's generate."""
+    model, tokenizer = smol
+    plan = sequential(tokenizer, DOCS, QUESTION, prefix="Documents:", template=_chat_parts(tokenizer))
+    lm.cache.clear()
+    ours = lm.generate(plan, max_new_tokens=8, eos_token_id=[])
+    ids = plan.input_ids
+    with torch.no_grad():
+        theirs = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, min_new_tokens=8,
+                                do_sample=False)[:, ids.shape[1]:]
+    assert ours.tolist() == theirs.tolist()
+
+
 def test_cached_contexts_equal_uncached(smol):
     model, tokenizer = smol
     lm = StructuredLM(model, tokenizer)

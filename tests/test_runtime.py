@@ -293,3 +293,35 @@ def test_prefill_gives_the_whole_plan_as_a_transformers_cache():
     for ours, theirs in zip(cache.layers, ref.layers):
         assert torch.allclose(ours.keys, theirs.keys, atol=TOL) and torch.allclose(ours.values, theirs.values, atol=TOL)
     assert state.to_cache(["prefix", "c1"]).get_seq_length() == 7
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "phi3"])
+def test_a_causal_chain_is_one_call_and_its_segments_are_cached_one_by_one(arch):
+    """A sequential prompt is prefilled in one plain causal call; the entries it leaves are the per-segment ones."""
+    m = model(arch)
+    lm = StructuredLM(m)
+    g = torch.Generator().manual_seed(3)
+    sizes = {"prefix": 4, "c0": 5, "c1": 3, "query": 4}
+    ids = {name: torch.randint(3, 60, (n,), generator=g) for name, n in sizes.items()}
+    chain = Plan()
+    start = 0
+    for name, n in sizes.items():
+        chain.add(Segment(name, input_ids=ids[name], start=start), sees=list(chain.names))
+        start += n
+    calls = []
+    handle = m.base_model.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        out = lm.forward(chain, backend="reuse")
+    finally:
+        handle.remove()
+    assert len(calls) == 1
+    assert torch.allclose(out.logits, reference(m, chain).logits, atol=TOL)
+    parallel = Plan()  # prefix and c0 as in the chain, c1 beside c0, a new query: two segments come from the cache
+    parallel.add(Segment("prefix", input_ids=ids["prefix"]))
+    parallel.add(Segment("c0", input_ids=ids["c0"], start=4), sees=["prefix"])
+    parallel.add(Segment("c1", input_ids=ids["c1"], start=4), sees=["prefix"])
+    parallel.add(Segment("q", input_ids=[7, 8, 9], start=9), sees=["prefix", "c0", "c1"])
+    hits = lm.cache.hits
+    got = lm.forward(parallel, backend="reuse").logits
+    assert lm.cache.hits - hits == 2
+    assert torch.allclose(got, reference(m, parallel).logits, atol=TOL)

@@ -53,20 +53,6 @@ def test_every_subcommand_has_help(capsys):
         assert "usage: structlm " + name in capsys.readouterr().out
 
 
-def test_demo_tour_runs_and_reports_its_checks(tmp_path):
-    from structlm.demo import run_demo
-
-    lines: list[str] = []
-    run_demo(out=str(tmp_path), say=lines.append)
-    text = "\n".join(lines)
-    assert (tmp_path / "plan.png").exists()
-    assert "4 segments from the cache, 1 encoded" in text
-    assert "equal to networkx shortest paths: True" in text
-    assert "gives the tree back: True" in text and "F1 = 1.00" in text
-    diffs = [float(line.rsplit(": ", 1)[1]) for line in lines if "max |logit difference|" in line or "T = S = 1" in line]
-    assert len(diffs) == 2 and max(diffs) < 1e-4
-
-
 def arrow_plan() -> Plan:
     """Uni-Encoder's arrow mask by hand (structlm.layouts): a bidirectional context that sees every candidate,
     candidates at one shared start that see the context and themselves, never each other."""

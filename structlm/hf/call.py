@@ -87,6 +87,13 @@ class ModelCall:
         """True for rotary position embeddings (positions are angles, not table rows)."""
         return getattr(self.base, "rotary_emb", None) is not None
 
+    def plain_causal(self) -> bool:
+        """Whether the model's own unmasked causal call attends like a plan's causal chain: no sliding window
+        (which transformers applies by itself when it builds the mask) on any layer."""
+        config = self.config
+        types = getattr(config, "layer_types", None) or []
+        return not getattr(config, "sliding_window", None) and all(t == "full_attention" for t in types)
+
     # ----------------------------------------------------------------------------------------- attention
     @contextlib.contextmanager
     def implementation(self, name: str | None) -> Iterator[str]:

@@ -1,8 +1,8 @@
 """Generation on a plan: new tokens see the last segment and everything it sees, positions continue after it.
 
 The prefill is the plan's KV schedule (dense for cyclic plans); the visible segments' keys and values are joined
-once into a cache with room for the new tokens, so each decoding step writes in place instead of copying the
-whole past.
+once, after the first token is chosen, into a cache with room for the new tokens, so each decoding step writes in
+place instead of copying the whole past.
 """
 from __future__ import annotations
 
@@ -48,24 +48,31 @@ def generate(lm: "StructuredLM", plan: Plan, max_new_tokens: int = 20, do_sample
     layers = len(chosen[0].keys)
     spans = plan.spans
     cols = torch.cat([torch.arange(*spans[name]) for name in visible])
-    cache = room_cache([with_room([e.keys[i] for e in chosen], max_new_tokens) for i in range(layers)],
-                       [with_room([e.values[i] for e in chosen], max_new_tokens) for i in range(layers)], cols.numel())
+    cache = None  # joined with room for the new tokens at the first decoding step: the first token needs no join
     position = last.end_position
     call = lm.call
     logits = call.head(entries[last.name].hidden[-1:])[0]
     new_tokens: list[int] = []
+    unmasked = attention is None and call.plain_causal()  # no sliding window the model would apply by itself
     with torch.no_grad():
         for step in range(max_new_tokens):
             token = pick_token(logits, do_sample, temperature, top_p, generator)
             new_tokens.append(token)
             if token in eos or step == max_new_tokens - 1:
                 break
-            every = full_mask(1, cols.numel() + len(new_tokens))
-            rows = generated_cols = None
-            if attention is not None:  # generated tokens are -1: not in the plan
-                rows = torch.tensor([-1])
-                generated_cols = torch.cat([cols, torch.full((len(new_tokens),), -1)])
-            implementation, mask, extra = call.setup(attention, every, plan, rows, generated_cols)
+            if cache is None:
+                cache = room_cache([with_room([e.keys[i] for e in chosen], max_new_tokens) for i in range(layers)],
+                                   [with_room([e.values[i] for e in chosen], max_new_tokens) for i in range(layers)],
+                                   cols.numel())
+            if unmasked:  # the new token sees the whole cache: the model's own step, as its generate makes it
+                implementation, mask, extra = None, None, {}
+            else:
+                every = full_mask(1, cols.numel() + len(new_tokens))
+                rows = generated_cols = None
+                if attention is not None:  # generated tokens are -1: not in the plan
+                    rows = torch.tensor([-1])
+                    generated_cols = torch.cat([cols, torch.full((len(new_tokens),), -1)])
+                implementation, mask, extra = call.setup(attention, every, plan, rows, generated_cols)
             dtype = torch.float32 if isinstance(position, float) else torch.long
             with call.implementation(implementation):
                 out = call.base(input_ids=torch.tensor([[token]], device=lm.device), attention_mask=mask,

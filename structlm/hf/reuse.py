@@ -6,6 +6,11 @@ keys/values joined), with the mask rows of :func:`structlm.masks.segment_prefill
 forward's, and each segment's entry goes to the content-addressed :class:`~structlm.hf.cache.SegmentCache`, so
 any later plan in which the segment has the same tokens, positions and visible set reuses it. With
 ``reposition`` a cached segment at other positions is re-rotated instead of recomputed.
+
+A run of uncached segments that sees nothing else and forms one ordinary causal prompt
+(:func:`structlm.masks.causal_chain`: a sequential prompt, or a prefix and the first context after it) is
+encoded in one plain causal call and split into per-segment entries afterwards: the same numbers as a plain
+prefill, at its cost (no per-segment joins of the growing past, causal attention that skips the upper triangle).
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from structlm.hf.call import ModelCall
 from structlm.hf.hooks import AttentionHook, affected_segments
 from structlm.hf.room import JoinedContexts
 from structlm.hf.rope import rerotate_keys
-from structlm.masks import segment_prefill_mask
+from structlm.masks import chain_continues, segment_prefill_mask
 from structlm.plan import Plan
 from structlm.segment import Segment
 
@@ -95,33 +100,87 @@ class ReuseExecutor:
         keys: dict[str, str] = {}
         layer_states: dict[str, tuple] = {}
         touched = affected_segments(attention, plan)
+        order = [name for level in levels for name in level]
+        lookups: dict[str, tuple] = {}
+
+        def look(name: str) -> tuple:
+            """(key, content key or None, cached entry or None) of one segment, computed once."""
+            if name not in lookups:
+                segment = plan[name]
+                seen = plan.sees(name)
+                tokens = segment.embeds if segment.is_soft else segment.input_ids
+                seen_keys = [keys[s] for s in seen]
+                keys[name] = segment_key(self.fingerprint, tokens, segment.positions, segment.causal, seen_keys)
+                entry = content_key = None
+                if use_cache and name not in touched:
+                    content_key = segment_key(self.fingerprint, tokens, segment.positions, segment.causal,
+                                              seen_keys, include_positions=False)
+                    if not output_hidden_states:
+                        entry = self._lookup(segment, keys[name], content_key, seen)
+                        if entry is not None:
+                            entry = self._placed(entry)
+                lookups[name] = (keys[name], content_key, entry)
+            return lookups[name]
+
         with torch.no_grad():
-            for level in levels:
-                for name in level:
-                    segment = plan[name]
-                    seen = plan.sees(name)
-                    tokens = segment.embeds if segment.is_soft else segment.input_ids
-                    seen_keys = [keys[s] for s in seen]
-                    key = segment_key(self.fingerprint, tokens, segment.positions, segment.causal, seen_keys)
-                    keys[name] = key
-                    cacheable = use_cache and name not in touched
-                    entry = content_key = None
-                    if cacheable:
-                        content_key = segment_key(self.fingerprint, tokens, segment.positions, segment.causal,
-                                                  seen_keys, include_positions=False)
-                        if not output_hidden_states:
-                            entry = self._lookup(segment, key, content_key, seen)
-                            if entry is not None:
-                                entry = self._placed(entry)
-                    if entry is None:
-                        entry, hidden_states = self._encode(plan, segment, seen, state, seen_keys,
-                                                            output_hidden_states, attention)
+            for index, name in enumerate(order):
+                if name in state:
+                    continue
+                key, content_key, entry = look(name)
+                if entry is None:
+                    plain = attention is None and not output_hidden_states
+                    run = self._chain(plan, order, index, look) if plain else None
+                    if run:
+                        encoded = self._encode_chain(plan, run)
+                    else:
+                        seen = plan.sees(name)
+                        encoded = {}
+                        encoded[name], hidden_states = self._encode(plan, plan[name], seen, state,
+                                                                    [keys[s] for s in seen], output_hidden_states,
+                                                                    attention)
                         if hidden_states is not None:
                             layer_states[name] = hidden_states
-                        if cacheable:
-                            self.cache.put(key, entry, content_key=content_key)
+                    for done, done_entry in encoded.items():
+                        done_key, done_content, _ = look(done)
+                        if use_cache and done not in touched:
+                            self.cache.put(done_key, done_entry, content_key=done_content)
+                        state[done] = done_entry
+                else:
                     state[name] = entry
         return PlanState(plan=plan, entries=state, keys=keys), layer_states
+
+    def _chain(self, plan: Plan, order: list[str], index: int, look) -> list[str] | None:
+        """The longest run of uncached segments from ``order[index]`` that is one plain causal prompt seeing
+        nothing before it (a single causal segment counts); None when ``order[index]`` starts none."""
+        first = order[index]
+        if plan[first].is_soft or not chain_continues(plan, [], first) or not self.call.plain_causal():
+            return None
+        run = [first]
+        for name in order[index + 1:]:
+            if plan[name].is_soft or not chain_continues(plan, run, name) or look(name)[2] is not None:
+                break
+            run.append(name)
+        return run
+
+    def _encode_chain(self, plan: Plan, run: list[str]) -> dict[str, CacheEntry]:
+        """Encode a :func:`~structlm.masks.causal_chain` run in one call with the model's own causal attention
+        (no mask: its mask is exactly the plain causal one, positions a plain range), split per segment."""
+        call = self.call
+        segments = [plan[name] for name in run]
+        ids = torch.cat([s.input_ids for s in segments]).to(call.device)[None]
+        positions = call.positions(torch.cat([s.positions for s in segments]))[None]
+        out = call.base(input_ids=ids, attention_mask=None, position_ids=positions, cache=DynamicCache(),
+                        use_cache=True)
+        layers = out.cache.layers
+        entries, start = {}, 0
+        for segment in segments:
+            end = start + len(segment)
+            entries[segment.name] = CacheEntry(keys=[layer.keys[:, :, start:end] for layer in layers],
+                                               values=[layer.values[:, :, start:end] for layer in layers],
+                                               hidden=out.last_hidden_state[0, start:end],
+                                               positions=segment.positions.clone())
+            start = end
+        return entries
 
     def _encode(self, plan: Plan, segment: Segment, seen: list[str], state: dict[str, CacheEntry],
                 seen_keys: list[str], output_hidden_states: bool,
