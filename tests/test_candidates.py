@@ -356,3 +356,15 @@ def test_smollm2_decoder_form_equals_separate_passes_and_ignores_order():
     flipped = uni_encoder(tokenizer, context, candidates[::-1], names=[f"candidate{i}" for i in (3, 2, 1, 0)],
                           model=lm)
     assert rank(lm, flipped).scores == pytest.approx(ranking.scores, abs=1e-4)
+
+
+def test_the_arrow_plan_is_the_one_the_generic_picture_draws(tmp_path):
+    """structlm.viz draws Uni-Encoder's arrow from any plan (tests/test_viz_cli.py checks the picture cell by cell
+    on a hand-built arrow plan); uni_encoder builds that same plan."""
+    from tests.test_viz_cli import arrow_plan
+
+    plan = uni_encoder(None, [1, 5, 6, 2], [[7, 8], [9, 10, 11], [12]], names=["cand0", "cand1", "cand2"],
+                       decoder=False, token_types=False)
+    assert plan == arrow_plan()
+    plan.show(str(tmp_path / "arrow.png"))
+    assert (tmp_path / "arrow.png").read_bytes()[:4] == b"\x89PNG"
