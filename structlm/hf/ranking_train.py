@@ -14,7 +14,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Sequence, Union
 
 import torch
 
@@ -26,7 +26,7 @@ from structlm.plan import Plan
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from structlm.hf.model import StructuredLM
 
-__all__ = ["RankingHead", "TrainReport", "fine_tune", "candidate_loss"]
+__all__ = ["RankingHead", "TrainReport", "fine_tune", "candidate_loss", "group_vectors"]
 
 FORMAT = "structlm.ranking_head"
 
@@ -100,21 +100,38 @@ def candidate_loss(logits: torch.Tensor, gold: int) -> torch.Tensor:
     return torch.nn.functional.cross_entropy(logits[None], torch.tensor([gold], device=logits.device))
 
 
-def _gold_index(plan: Plan, gold: str) -> tuple[list[str], int]:
-    names = ranked_names(plan)
+Group = Union[Plan, Sequence[Plan]]
+
+
+def _plans(group: Group) -> list[Plan]:
+    return [group] if isinstance(group, Plan) else list(group)
+
+
+def _gold_index(group: Group, gold: str) -> tuple[list[str], int]:
+    names = [name for plan in _plans(group) for name in ranked_names(plan)]
     if gold not in names:
         raise PlanError(f"gold {gold!r} is not a candidate of its plan ({', '.join(names[:5])}, ...)")
+    if len(set(names)) != len(names):
+        raise PlanError("the plans of one example repeat a candidate name; name the candidates apart")
     return names, names.index(gold)
 
 
-def _states(lm: "StructuredLM", plan: Plan, grad: bool) -> torch.Tensor:
-    return lm.forward(plan, backend="dense", logits_for="none", grad=grad).last_hidden_state[0]
+def group_vectors(lm: "StructuredLM", group: Group, grad: bool = False) -> torch.Tensor:
+    """``[K, H]``: the pooled final states of every candidate of one example, plan by plan (one forward each)."""
+    vectors = []
+    for plan in _plans(group):
+        states = lm.forward(plan, backend="dense", logits_for="none", grad=grad).last_hidden_state[0]
+        vectors.append(pooled(states, plan, ranked_names(plan)))
+    return torch.cat(vectors)
 
 
-def fine_tune(lm: "StructuredLM", head: RankingHead, plans: Sequence[tuple[Plan, str]], epochs: int = 3,
+def fine_tune(lm: "StructuredLM", head: RankingHead, plans: Sequence[tuple[Group, str]], epochs: int = 3,
               batch_size: int = 8, lr: float = 1e-3, encoder_lr: float = 2e-5, train_encoder: bool = False,
               seed: int = 0, progress: bool = True) -> TrainReport:
     """Train ``head`` (and with ``train_encoder`` the model) on ``(plan, gold candidate name)`` pairs.
+
+    An example may also be several plans whose candidates together make its candidate set (a cross-encoder's K
+    separate passes): ``([plan_1, …, plan_K], gold)``; the softmax runs over all of them.
 
     AdamW; one step per batch of ``batch_size`` plans (the loss is their mean). The model is left in eval mode
     (no dropout) and, unless ``train_encoder``, untouched.
@@ -133,7 +150,7 @@ def fine_tune(lm: "StructuredLM", head: RankingHead, plans: Sequence[tuple[Plan,
     optimizer = torch.optim.AdamW(groups)
     features = None
     if not train_encoder:  # frozen encoder: pool once
-        features = [pooled(_states(lm, plan, False), plan, names) for (plan, _), (names, _) in zip(plans, targets)]
+        features = [group_vectors(lm, group) for group, _ in plans]
     order = list(range(len(plans)))
     rng = random.Random(seed)
     report = TrainReport()
@@ -145,9 +162,8 @@ def fine_tune(lm: "StructuredLM", head: RankingHead, plans: Sequence[tuple[Plan,
             batch = order[start:start + batch_size]
             losses = []
             for i in batch:
-                plan, (names, gold) = plans[i][0], targets[i]
-                vectors = features[i] if features is not None else pooled(_states(lm, plan, True), plan, names)
-                losses.append(candidate_loss(head(vectors), gold))
+                vectors = features[i] if features is not None else group_vectors(lm, plans[i][0], grad=True)
+                losses.append(candidate_loss(head(vectors), targets[i][1]))
             loss = torch.stack(losses).mean()
             optimizer.zero_grad()
             loss.backward()
