@@ -169,9 +169,11 @@ def _token_types(tokenizer, model, decoder: bool, asked: bool | None) -> bool:
     if model is not None:
         available = _type_count(model) >= 2
         why = f"{type(_unwrap(model)).__name__} has no second token type"
-    else:
+    elif tokenizer is not None:
         available = "token_type_ids" in getattr(tokenizer, "model_input_names", ())
         why = "the tokenizer produces no token_type_ids"
+    else:  # token ids alone: nothing to check against; types only when asked for
+        available, why = asked is not None and bool(asked), ""
     if asked is None:
         return available and not decoder
     if asked and decoder:
