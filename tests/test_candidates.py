@@ -368,3 +368,25 @@ def test_the_arrow_plan_is_the_one_the_generic_picture_draws(tmp_path):
     assert plan == arrow_plan()
     plan.show(str(tmp_path / "arrow.png"))
     assert (tmp_path / "arrow.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_cross_encoder_example_trains_over_its_k_plans():
+    """fine_tune's softmax spans the candidates of several plans: K separate cross-encoder passes per example."""
+    from structlm.hf.ranking_train import group_vectors
+
+    lm = StructuredLM(tiny_model("bert", seed=6))
+    examples = []
+    for i in range(6):
+        candidates = [[40 + i, 41], [20 + i, 21 + i], [50 + i, 51]]
+        plans = [uni_encoder(None, [20 + i, 21 + i, 6], [c], mask="square", model=lm, names=[f"candidate{j}"])
+                 for j, c in enumerate(candidates)]
+        examples.append((plans, "candidate1"))
+    vectors = group_vectors(lm, examples[0][0])
+    assert vectors.shape == (3, lm.config.hidden_size)
+    assert torch.allclose(vectors[2], group_vectors(lm, examples[0][0][2])[0])
+    head = RankingHead.for_model(lm)
+    report = fine_tune(lm, head, examples, epochs=25, lr=5e-2, progress=False)
+    assert report.epoch_losses[-1] < 0.5 * report.epoch_losses[0]
+    clash = [uni_encoder(None, [5], [[7]], model=lm), uni_encoder(None, [5], [[8]], model=lm)]  # both "candidate0"
+    with pytest.raises(PlanError, match="repeat a candidate name"):
+        fine_tune(lm, head, [(clash, "candidate0")], progress=False)
