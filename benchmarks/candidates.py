@@ -98,7 +98,8 @@ def head_scores(head, vectors: torch.Tensor, names: list[str]) -> dict[str, floa
 def quality(lm, train: list[Example], test: list[Example], encoder_epochs: int, epochs: int) -> list[tuple]:
     rows = []
     golds = [gold(e) for e in test]
-    layouts = {"arrow (one pass)": lambda e: arrow_plan(lm, e), "cross-encoder (K passes)": lambda e: cross_plans(lm, e),
+    layouts = {"arrow (one pass)": lambda e: arrow_plan(lm, e),
+               "cross-encoder (K passes)": lambda e: cross_plans(lm, e),
                "bi-encoder (diag, one pass)": lambda e: arrow_plan(lm, e, "diag")}
     test_vectors = {}
     for label, build in layouts.items():

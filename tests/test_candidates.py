@@ -303,7 +303,8 @@ def test_docstring_task_hides_the_docstring_and_places_the_gold():
         assert example.candidates[example.gold] == doc.splitlines()[0].strip()
         assert doc.splitlines()[0].strip() not in example.context and len(set(example.candidates)) == 5
     batch = in_batch_negatives(examples[:4], 4)
-    assert [b.gold for b in batch] == [0, 1, 2, 3] and batch[2].candidates[2] == examples[2].candidates[examples[2].gold]
+    assert [b.gold for b in batch] == [0, 1, 2, 3]
+    assert batch[2].candidates[2] == examples[2].candidates[examples[2].gold]
     from structlm.text import demo_tokenizer
 
     words = demo_tokenizer([e.context for e in examples] + [c for e in examples for c in e.candidates])
@@ -326,7 +327,8 @@ def test_minilm_arrow_scores_are_permutation_invariant_and_exact(minilm):
     texts = {"sum": "Return the sum of two numbers.", "read": "Read a file into a string.",
              "sort": "Sort a list in place.", "url": "Split a URL into its parts."}
     plan = uni_encoder(tokenizer, context, list(texts.values()), names=list(texts), model=minilm)
-    assert plan["context"].input_ids[0] == tokenizer.cls_token_id and plan["sum"].input_ids[-1] == tokenizer.sep_token_id
+    assert plan["context"].input_ids[0] == tokenizer.cls_token_id
+    assert plan["sum"].input_ids[-1] == tokenizer.sep_token_id
     base = rank(minilm, plan)
     assert base.top == "sum"
     assert base.scores == pytest.approx(_explicit(minilm.model, plan), abs=1e-4)

@@ -10,14 +10,14 @@ Layout (H = context length, Lᵢ = length of candidate i), the paper's code:
 
 Masks (``c`` context, ``rᵢ`` candidate i; ✓ = may attend):
 
-=========== ======= ========= ======= ======= =========== ==============================================
+=========== ======= ========= ======= ======= =========== ============================================
 mask        c → c   c → rᵢ    rᵢ → c  rᵢ → rᵢ rᵢ → rⱼ      what it is
-=========== ======= ========= ======= ======= =========== ==============================================
-``arrow``   ✓       ✓ (all)   ✓       ✓       ✗           Uni-Encoder; candidates meet through the context
+=========== ======= ========= ======= ======= =========== ============================================
+``arrow``   ✓       ✓ (all)   ✓       ✓       ✗           Uni-Encoder; candidates meet via the context
 ``diag``    ✓       ✗         ✗       ✓       ✗           a bi-encoder (each side alone)
 ``square``  ✓       ✓         ✓       ✓       ✓           everything sees everything (a cross-encoder at K=1)
-``no-peek`` ✓       ✗         ✓       ✓       ✗           each candidate independent; the context's KV is reusable
-=========== ======= ========= ======= ======= =========== ==============================================
+``no-peek`` ✓       ✗         ✓       ✓       ✗           candidates independent; the context's KV reusable
+=========== ======= ========= ======= ======= =========== ============================================
 
 The decoder form is the causal ``no-peek``: the context causal, each candidate causal over itself after the
 whole context — exactly "the context, then this candidate" for every candidate at once. There a context cannot

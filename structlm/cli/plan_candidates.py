@@ -14,11 +14,13 @@ def candidate_arguments(parser: argparse.ArgumentParser) -> None:
     """The inputs and layout options ``structlm plan candidates`` and ``structlm rank`` share."""
     from structlm.candidates import MASKS
 
-    parser.add_argument("input", metavar="CONTEXT", help="a text file: the context (e.g. a dialogue, a function)")
+    parser.add_argument("input", metavar="CONTEXT",
+                        help="a text file: the context (e.g. a dialogue, a function)")
     parser.add_argument("candidates", metavar="CANDIDATES", help=CANDIDATE_FORMATS)
     parser.add_argument("--layout", dest="layout_mask", choices=MASKS, default="arrow",
-                        help="the attention mask: arrow: Uni-Encoder (the context sees every candidate); diag: bi-encoder; square: "
-                        "everything sees everything; no-peek: the context sees only itself (default arrow)")
+                        help="the attention mask: arrow: Uni-Encoder (the context sees every candidate); diag: "
+                        "bi-encoder; square: everything sees everything; no-peek: the context sees only itself "
+                        "(default arrow)")
     parser.add_argument("--form", choices=FORMS, default="auto",
                         help="encoder: [CLS] … [SEP] segments, bidirectional, token types; decoder: causal, each "
                         "candidate after the context; auto: from the model or tokenizer (default)")

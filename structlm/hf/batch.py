@@ -45,9 +45,13 @@ def forward_batch(lm: "StructuredLM", plans: list[Plan], backend: str, output_hi
         positions.append(pos)
         inputs = plan.inputs_embeds(embedding, dtype=lm.dtype)[0]
         embeds.append(torch.cat([inputs, inputs.new_zeros(longest - n, inputs.shape[-1])]))
-    typed = {} if all(p.token_type_ids is None for p in plans) else {"token_type_ids": torch.stack([
-        torch.nn.functional.pad(p.token_type_ids[0] if p.token_type_ids is not None else torch.zeros(len(p), dtype=torch.long),
-                                (0, longest - len(p))) for p in plans]).to(lm.device)}
+    typed = {}
+    if any(p.token_type_ids is not None for p in plans):  # BERT-style types; padding and untyped plans get 0
+        types = torch.zeros(len(plans), longest, dtype=torch.long)
+        for i, p in enumerate(plans):
+            if p.token_type_ids is not None:
+                types[i, :len(p)] = p.token_type_ids[0]
+        typed["token_type_ids"] = types.to(lm.device)
     mask = batch_mask(plans, longest, mask_kind(implementation), lm.dtype).to(lm.device)
     batch_positions = call.positions(torch.stack(positions))
     batch_embeds = torch.stack(embeds)
