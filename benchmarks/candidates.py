@@ -127,7 +127,7 @@ def quality(lm, train: list[Example], test: list[Example], encoder_epochs: int, 
         state = {k: v.clone() for k, v in lm.model.state_dict().items()}
         head = RankingHead.for_model(lm)
         report = fine_tune(lm, head, [(arrow_plan(lm, e), gold(e)) for e in train], epochs=encoder_epochs,
-                           batch_size=8, lr=3e-3, encoder_lr=3e-5, train_encoder=True, progress=False)
+                           batch_size=8, lr=1e-2, encoder_lr=1e-4, train_encoder=True, progress=False)
         rankings = [rank(lm, arrow_plan(lm, e), head=head).order for e in test]
         rows.append(("arrow (one pass)", f"head + encoder fine-tuned, {encoder_epochs} epoch(s) "
                      f"({report.epoch_losses[0]:.2f} -> {report.epoch_losses[-1]:.2f})", summary(rankings, golds)))
@@ -227,13 +227,13 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=120, help="training examples (K = 10)")
     parser.add_argument("--test", type=int, default=80, help="test examples (K = 10)")
     parser.add_argument("--epochs", type=int, default=30, help="head-only fine-tuning epochs (frozen features)")
-    parser.add_argument("--encoder-epochs", type=int, default=1, help="epochs of arrow fine-tuning with the encoder "
+    parser.add_argument("--encoder-epochs", type=int, default=2, help="epochs of arrow fine-tuning with the encoder "
                         "trained too (0: skip)")
     parser.add_argument("--timing-contexts", type=int, default=3, help="contexts timed per K")
     parser.add_argument("--context-tokens", type=int, default=480, help="encoder timing: context cut to this many")
     parser.add_argument("--repeat", type=int, default=2, help="timed repeats per context")
     parser.add_argument("--decoder-examples", type=int, default=40, help="SmolLM2 R@1/MRR examples (K = 10)")
-    parser.add_argument("--decoder-timing-contexts", type=int, default=2, help="SmolLM2 contexts timed per K "
+    parser.add_argument("--decoder-timing-contexts", type=int, default=1, help="SmolLM2 contexts timed per K "
                         "(one repeat each)")
     parser.add_argument("--no-decoder", action="store_true", help="skip the SmolLM2 part")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
