@@ -222,6 +222,8 @@ def test_decoder_scores_equal_each_candidate_alone(arch):
         assert ranking.scores == pytest.approx(expected, abs=1e-4)
     normalized = rank(lm, plan, normalize=True).scores
     assert normalized["candidate2"] == pytest.approx(expected["candidate2"] / 4, abs=1e-4)
+    with pytest.raises(ValueError, match="for encoders"):
+        rank(lm, plan, head=RankingHead(model.config.hidden_size))
 
 
 def test_permuting_candidates_leaves_each_decoder_score_unchanged(llama):

@@ -68,6 +68,8 @@ def score(lm: "StructuredLM", plan: Plan, segment_names: Iterable[str] | None = 
         anchor = pooled(states, plan, [against])[0]
         values = torch.nn.functional.cosine_similarity(vectors, anchor[None], dim=-1)
         return dict(zip(names, values.tolist()))
+    if head is not None:
+        raise ValueError("head= is for encoders (pooled states -> logit); a decoder scores by log-likelihood")
     wanted = scored_rows(plan, names)
     every = torch.cat([rows for rows, _ in wanted.values()] + [torch.zeros(0, dtype=torch.long)])
     out = lm.forward(plan, backend=backend, attention=attention, logits_for=every)
