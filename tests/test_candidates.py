@@ -394,3 +394,14 @@ def test_a_cross_encoder_example_trains_over_its_k_plans():
     clash = [uni_encoder(None, [5], [[7]], model=lm), uni_encoder(None, [5], [[8]], model=lm)]  # both "candidate0"
     with pytest.raises(PlanError, match="repeat a candidate name"):
         fine_tune(lm, head, [(clash, "candidate0")], progress=False)
+
+
+def test_a_token_type_is_part_of_a_cached_segments_address():
+    from structlm.hf.cache import segment_key
+
+    ids, positions = torch.tensor([5, 6]), torch.tensor([3, 4])
+    plain = segment_key("model", ids, positions, False, ["ctx"])
+    assert segment_key("model", ids, positions, False, ["ctx"], token_type=None) == plain  # old keys unchanged
+    assert segment_key("model", ids, positions, False, ["ctx"], token_type=1) != plain
+    assert segment_key("model", ids, positions, False, ["ctx"], token_type=1, include_positions=False) != \
+        segment_key("model", ids, positions, False, ["ctx"], include_positions=False)

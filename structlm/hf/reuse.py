@@ -102,13 +102,14 @@ class ReuseExecutor:
                     seen = plan.sees(name)
                     tokens = segment.embeds if segment.is_soft else segment.input_ids
                     seen_keys = [keys[s] for s in seen]
-                    key = segment_key(self.fingerprint, tokens, segment.positions, segment.causal, seen_keys)
+                    key = segment_key(self.fingerprint, tokens, segment.positions, segment.causal, seen_keys,
+                                      token_type=segment.token_type)
                     keys[name] = key
                     cacheable = use_cache and name not in touched
                     entry = content_key = None
                     if cacheable:
                         content_key = segment_key(self.fingerprint, tokens, segment.positions, segment.causal,
-                                                  seen_keys, include_positions=False)
+                                                  seen_keys, include_positions=False, token_type=segment.token_type)
                         if not output_hidden_states:
                             entry = self._lookup(segment, key, content_key, seen)
                             if entry is not None:
