@@ -236,6 +236,9 @@ def main() -> None:
     parser.add_argument("--decoder-timing-contexts", type=int, default=1, help="SmolLM2 contexts timed per K "
                         "(one repeat each)")
     parser.add_argument("--no-decoder", action="store_true", help="skip the SmolLM2 part")
+    parser.add_argument("--no-encoder", action="store_true", help="skip the MiniLM part")
+    parser.add_argument("--decoder-chars", type=int, default=1200, help="SmolLM2 timing: function sources cut to "
+                        "this many characters (longer contexts raise the one-pass advantage)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
     if args.quick:
@@ -248,6 +251,13 @@ def main() -> None:
 
     examples = docstring_examples(k=10, seed=0, max_chars=1200)
     train, test = split(examples[: args.train + args.test], held_out=args.test / (args.train + args.test))
+    if not args.no_encoder:
+        encoder_part(args, train, test)
+    if not args.no_decoder:
+        decoder_part(args, examples, test)
+
+
+def encoder_part(args, train: list[Example], test: list[Example]) -> None:
     lm, name = load_encoder(args.quick, [])
     print(f"encoder: {name}; torch threads {torch.get_num_threads()}; docstring task, K = 10: "
           f"{len(train)} training / {len(test)} test functions")
@@ -271,18 +281,20 @@ def main() -> None:
         print(f"{k:>4} {r['tokens']:>7} {r['one'] * 1e3:>12.1f} {r['one_cpu'] * 1e3:>8.1f} {r['many'] * 1e3:>12.1f} "
               f"{r['many_cpu'] * 1e3:>9.1f}  {r['ratio']:.1f}x wall {r['ratio_cpu']:.1f}x cpu (goal >= {goal}x; "
               f"bound {r['bound']:.1f}x)")
-    if args.no_decoder:
-        return
-    del lm
+
+
+def decoder_part(args, examples: list[Example], test: list[Example]) -> None:
     texts = [e.context for e in examples] + [c for e in examples for c in e.candidates]
     lm, name = load_decoder(args.quick, texts if args.quick else [])
     print(f"\ndecoder form, {name}: each candidate's log-likelihood after the context, one pass vs K plain passes")
-    quality_run = decoder_run(lm, test[: args.decoder_examples], 10, 0, True)
-    print(f"K = 10, {min(len(test), args.decoder_examples)} test functions, summed log-likelihood: "
-          f"{_metrics(quality_run['quality'])}; per token: {_metrics(quality_run['per_token'])}; "
-          f"largest |one pass - separate| {quality_run['diff']:.2e}")
+    if args.decoder_examples:
+        quality_run = decoder_run(lm, test[: args.decoder_examples], 10, 0, True)
+        print(f"K = 10, {min(len(test), args.decoder_examples)} test functions, summed log-likelihood: "
+              f"{_metrics(quality_run['quality'])}; per token: {_metrics(quality_run['per_token'])}; "
+              f"largest |one pass - separate| {quality_run['diff']:.2e}")
+    print(f"timing contexts: sources up to {args.decoder_chars} characters")
     print(f"{'K':>4} {'tokens':>7} {'dense ms':>9} {'reuse ms':>9} {'K passes ms':>12}  dense ratio  reuse ratio")
-    medium = docstring_examples(k=100, seed=1, max_chars=1200)  # contexts of a few hundred tokens
+    medium = docstring_examples(k=100, seed=1, max_chars=args.decoder_chars)
     medium = sorted(medium, key=lambda e: -len(e.context))[: args.decoder_timing_contexts]
     for k in (10, 100):
         r = decoder_run(lm, medium, k, 1, False)
