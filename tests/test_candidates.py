@@ -405,3 +405,16 @@ def test_a_token_type_is_part_of_a_cached_segments_address():
     assert segment_key("model", ids, positions, False, ["ctx"], token_type=1) != plain
     assert segment_key("model", ids, positions, False, ["ctx"], token_type=1, include_positions=False) != \
         segment_key("model", ids, positions, False, ["ctx"], include_positions=False)
+
+
+def test_decoder_diag_scores_each_candidate_without_the_context(llama):
+    """The decoder diag form: each candidate alone at positions H.. (its first token has nothing to be scored by)."""
+    lm = StructuredLM(llama)
+    context, candidates = [1, 5, 6, 7], [[9, 10, 11], [12, 13]]
+    scores = rank(lm, uni_encoder(None, context, candidates, mask="diag", model=lm), backend="dense").scores
+    for i, ids in enumerate(candidates):
+        positions = torch.arange(len(context), len(context) + len(ids))[None]
+        with torch.no_grad():
+            logprobs = torch.log_softmax(llama(torch.tensor([ids]), position_ids=positions).logits[0], -1)
+        expected = sum(logprobs[j - 1, ids[j]].item() for j in range(1, len(ids)))
+        assert scores[f"candidate{i}"] == pytest.approx(expected, abs=1e-4)
