@@ -10,7 +10,6 @@ head trains (seconds). With ``train_encoder=True`` every step runs the plans wit
 """
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,7 +91,10 @@ class TrainReport:
     step_losses: list[float] = field(default_factory=list)
 
     def __str__(self) -> str:
-        return "loss by epoch: " + json.dumps([round(x, 4) for x in self.epoch_losses])
+        if not self.epoch_losses:
+            return "no epochs"
+        return (f"loss {self.epoch_losses[0]:.4f} -> {self.epoch_losses[-1]:.4f} over {len(self.epoch_losses)} "
+                f"epoch(s)")
 
 
 def candidate_loss(logits: torch.Tensor, gold: int) -> torch.Tensor:
