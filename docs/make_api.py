@@ -25,6 +25,7 @@ MODULES = [
     ("structlm.graph", "Graphs: input, anchors, distances, node tokens, plans"),
     ("structlm.code", "Code: parsing, UniXcoder, AST-Probe tuples"),
     ("structlm.stream", "Streams: group positions, wait-k plans, latency"),
+    ("structlm.candidates", "Candidate sets: Uni-Encoder plans, metrics, the docstring task"),
     ("structlm.probe", "Code: the probe"),
     ("structlm.scale", "Past one machine: Ray Data corpora, probing features, the shared store"),
 ]

@@ -25,7 +25,7 @@ _EXPORTS = {
     "SegmentCache": "structlm.hf",
     "APE": "structlm.hf",
 }
-_SUBPACKAGES = ("rag", "graph", "code", "stream", "probe", "hf", "layouts", "masks", "text", "testing", "errors")
+_SUBPACKAGES = ("rag", "graph", "code", "stream", "candidates", "probe", "hf", "layouts", "masks", "text", "testing", "errors")
 
 __all__ = [*_EXPORTS, "__version__"]
 _getattr, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -27,13 +27,15 @@ __all__ = ["Part", "Group", "chain", "shared_start", "round_starts", "rounds"]
 
 @dataclass(frozen=True)
 class Part:
-    """A segment waiting for its position: a name, token ids or embeddings (soft tokens), a role, the intra rule."""
+    """A segment waiting for its position: a name, token ids or embeddings (soft tokens), a role, the intra rule
+    and (for BERT-style models) a token type."""
 
     name: str
     input_ids: Any = None
     embeds: Any = None
     role: str = "text"
     causal: bool = True
+    token_type: int | None = None
 
     def __len__(self) -> int:
         tokens = self.input_ids if self.input_ids is not None else self.embeds
@@ -42,7 +44,7 @@ class Part:
     def at(self, start: int | float) -> Segment:
         """The segment with positions ``start, start + 1, …``."""
         return Segment(self.name, input_ids=self.input_ids, embeds=self.embeds, start=start, causal=self.causal,
-                       role=self.role)
+                       role=self.role, token_type=self.token_type)
 
 
 class Group:
@@ -126,5 +128,5 @@ def rounds(plan: Plan, parts: Sequence[Part], sources: Sequence[Sequence[int]], 
         seen = list(sees) + [parts[s].name for s in sorted(sources[i], key=lambda s: (round_of[s], s))]
         part = parts[i]
         plan.add(Segment(part.name, input_ids=part.input_ids, embeds=part.embeds, start=starts[i],
-                         causal=part.causal, role=role), sees=seen)
+                         causal=part.causal, role=role, token_type=part.token_type), sees=seen)
     return max((starts[i] + len(parts[i]) for i in order), default=base)

@@ -219,6 +219,20 @@ class Plan:
 
         return self._cached("position_ids", build)
 
+    @property
+    def token_type_ids(self) -> torch.Tensor | None:
+        """``[1, N]`` token types (segments without one count as 0), or None when no segment sets one."""
+        self._require_segments()
+
+        def build():
+            if all(s.token_type is None for s in self._segments):
+                return None
+            lengths = torch.diff(self._offsets())
+            types = torch.tensor([s.token_type or 0 for s in self._segments], dtype=torch.long)
+            return torch.repeat_interleave(types, lengths)[None]
+
+        return self._cached("token_type_ids", build)
+
     def inputs_embeds(self, embedding_layer: torch.nn.Module, dtype: torch.dtype | None = None) -> torch.Tensor:
         """``[1, N, H]``: token ids through ``embedding_layer``, soft tokens as they are, in plan order."""
         self._require_segments()
@@ -300,6 +314,8 @@ class Plan:
                 entry["input_ids"] = s.input_ids.tolist()
             entry["positions"] = s.positions.tolist()
             entry["positions_dtype"] = str(s.positions.dtype).removeprefix("torch.")
+            if s.token_type is not None:
+                entry["token_type"] = s.token_type
             segments.append(entry)
         return {
             "format": JSON_FORMAT,
@@ -334,7 +350,8 @@ class Plan:
         for i, entry in enumerate(segments_data):
             if not isinstance(entry, Mapping) or "name" not in entry:
                 raise PlanError(f"segment #{i} in the plan file is not an object with a 'name'")
-            unknown = set(entry) - {"name", "role", "causal", "input_ids", "embeds", "embeds_dtype", "positions", "positions_dtype"}
+            unknown = set(entry) - {"name", "role", "causal", "input_ids", "embeds", "embeds_dtype", "positions", "positions_dtype",
+                                   "token_type"}
             if unknown:
                 raise PlanError(f"segment #{i} ({entry['name']!r}) has unknown fields {sorted(unknown)}")
             try:
@@ -436,7 +453,8 @@ def _segment_from_dict(entry: Mapping) -> Segment:
     ids = entry.get("input_ids")
     if ids is not None and not (isinstance(ids, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in ids)):
         raise PlanError(f"segment {name!r}: input_ids must be a list of integers")
-    return Segment(name, input_ids=ids, embeds=embeds, positions=positions, causal=causal, role=role)
+    return Segment(name, input_ids=ids, embeds=embeds, positions=positions, causal=causal, role=role,
+                   token_type=entry.get("token_type"))
 
 
 def _dtype(name: Any) -> torch.dtype:

@@ -47,6 +47,7 @@ class Segment:
 
     ``positions`` defaults to ``start + arange(len)``; any explicit integer or float vector is allowed.
     ``causal=True``: a token sees the earlier tokens of its own segment; ``False``: all tokens of it.
+    ``token_type``: the segment id BERT-style models embed (``token_type_ids``); None leaves the model's default.
     """
 
     name: str
@@ -55,6 +56,7 @@ class Segment:
     positions: torch.Tensor | None = None
     causal: bool = True
     role: str = "text"
+    token_type: int | None = None
     start: int = field(default=0, repr=False)
 
     def __init__(
@@ -67,6 +69,7 @@ class Segment:
         start: int = 0,
         causal: bool = True,
         role: str = "text",
+        token_type: int | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise PlanError(f"a segment needs a non-empty string name, got {name!r}")
@@ -78,6 +81,10 @@ class Segment:
         self.name = name
         self.role = str(role)
         self.causal = bool(causal)
+        if token_type is not None and (isinstance(token_type, bool) or not isinstance(token_type, int)
+                                       or token_type < 0):
+            raise PlanError(f"segment {name!r}: token_type must be a non-negative integer or None, got {token_type!r}")
+        self.token_type = token_type
         if input_ids is not None:
             self.input_ids = _as_1d_ids(input_ids, name)
             self.embeds = None
@@ -127,8 +134,10 @@ class Segment:
         return top + 1
 
     def same_content(self, other: "Segment") -> bool:
-        """Same tokens (or embeddings), positions, intra rule and role — names aside."""
+        """Same tokens (or embeddings), positions, intra rule, role and token type — names aside."""
         if self.causal != other.causal or self.role != other.role or len(self) != len(other):
+            return False
+        if self.token_type != other.token_type:
             return False
         if self.is_soft != other.is_soft:
             return False
@@ -142,4 +151,6 @@ class Segment:
         kind = f"embeds[{self.embeds.shape[1]}]" if self.is_soft else "ids"
         first, last = self.positions[0].item(), self.positions[-1].item()
         rule = "causal" if self.causal else "full"
-        return f"Segment({self.name!r}, role={self.role!r}, len={len(self)}, {kind}, positions {first}..{last}, {rule})"
+        types = "" if self.token_type is None else f", token_type={self.token_type}"
+        return (f"Segment({self.name!r}, role={self.role!r}, len={len(self)}, {kind}, positions {first}..{last}, "
+                f"{rule}{types})")

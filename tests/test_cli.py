@@ -49,6 +49,12 @@ def files(tmp_path_factory):
     (folder / "source.txt").write_text("the cat sat on the mat today\n")
     (folder / "target.txt").write_text("le chat est assis\n")
     (folder / "blank.txt").write_text("  \n\n")
+    (folder / "add.py").write_text("def add(a, b):\n    return a + b\n")
+    (folder / "cands.txt").write_text("Return the sum of two numbers.\nRead a file into a string.\n\n"
+                                      "Sort a list in place.\n")
+    (folder / "cands.json").write_text(json.dumps({"candidates": ["Return the sum of two numbers.",
+                                                                  {"text": "Read a file into a string."}]}))
+    (folder / "dup_cands.txt").write_text("Sort a list.\nRead a file.\nSort a list.\n")
     return folder
 
 
@@ -140,6 +146,38 @@ def test_plan_stream_equals_the_front_end(files, tmp_path, capsys):
     assert min(s.start for s in plan if s.role == "target") == 16   # the target's own position range
 
 
+@pytest.mark.parametrize("name", ["cands.txt", "cands.json"])
+def test_plan_candidates_equals_the_front_end(files, tmp_path, capsys, name):
+    from structlm.candidates import uni_encoder
+    from structlm.probe import load_packaged_minilm
+
+    out = tmp_path / "cand.json"
+    status, printed, _ = run(["plan", "candidates", str(files / "add.py"), str(files / name), "--layout", "no-peek",
+                              "-o", str(out)], capsys)
+    assert status == 0 and "no-peek mask, encoder form" in printed and "token types 0 (context)" in printed
+    texts = ["Return the sum of two numbers.", "Read a file into a string.", "Sort a list in place."]
+    tokenizer, _ = load_packaged_minilm(with_model=False)
+    expected = uni_encoder(tokenizer, "def add(a, b):\n    return a + b", texts[:3 if name.endswith("txt") else 2],
+                           mask="no-peek")
+    assert Plan.from_json(out.read_text()) == expected
+
+
+def test_plan_candidates_decoder_form_with_a_word_tokenizer(files, capsys):
+    status, printed, _ = run(["plan", "candidates", str(files / "add.py"), str(files / "cands.txt"), "--tokenizer",
+                              "words"], capsys)
+    assert status == 0 and "arrow mask, decoder form" in printed and "token types" not in printed
+
+
+def test_rank_prints_the_ranking(files, capsys):
+    status, printed, _ = run(["rank", str(files / "add.py"), str(files / "cands.txt")], capsys)
+    lines = printed.splitlines()
+    assert status == 0 and "3 candidates ranked in one pass (arrow mask, encoder: cosine" in lines[0]
+    assert lines[1].endswith("Return the sum of two numbers.") and len(lines) == 4
+    status, printed, _ = run(["rank", str(files / "add.py"), str(files / "cands.json"), "--tiny", "--top", "1"],
+                             capsys)
+    assert status == 0 and "decoder: log-likelihood" in printed and len(printed.splitlines()) == 2
+
+
 def test_show_draws_a_saved_plan(files, tmp_path, capsys):
     saved, picture = tmp_path / "plan.json", tmp_path / "mask.png"
     assert run(["plan", "rag", str(files / "docs.json"), "-o", str(saved)], capsys)[0] == 0
@@ -188,7 +226,11 @@ MISTAKES = {
              ["plan", "code", "{missing}"], ["plan", "--json", "{not_a_plan.json}"], ["plan", "--json", "{missing}"],
              ["plan", "graph"], ["plan", "stream", "{source.txt}", "{missing}"],
              ["plan", "stream", "{blank.txt}", "{target.txt}"], ["plan", "stream", "{source.txt}", "{target.txt}",
-                                                                  "--k", "0"]],
+                                                                  "--k", "0"],
+             ["plan", "candidates", "{add.py}", "{missing}"], ["plan", "candidates", "{missing}", "{cands.txt}"],
+             ["plan", "candidates", "{add.py}", "{broken.json}"], ["plan", "candidates", "{add.py}", "{blank.txt}"],
+             ["plan", "candidates", "{add.py}", "{dup_cands.txt}"],
+             ["plan", "candidates", "{add.py}", "{cands.txt}", "--layout", "square", "--form", "decoder"]],
     "show": [["show", "{missing}"], ["show", "{not_a_plan.json}"], ["show", "{broken.json}"], ["show"]],
     "bench": [["bench", "no_such_benchmark"], ["bench", "--dir", "{missing}"]],
     "rag": [["rag", "--contexts", "{missing}"], ["rag", "--contexts", "{broken.json}"],
@@ -197,6 +239,10 @@ MISTAKES = {
               ["graph", "--edges", "{broken.graphml}"], ["graph", "--builtin", "nope"]],
     "probe": [["probe"], ["probe", "--source", "{missing}", "--no-baselines"]],
     "stream": [["stream", "{missing}", "--tiny"], ["stream"]],
+    "rank": [["rank", "{missing}", "{cands.txt}"], ["rank", "{add.py}", "{missing}"], ["rank", "{add.py}",
+             "{broken.json}"], ["rank", "{add.py}", "{blank.txt}"], ["rank", "{add.py}", "{dup_cands.txt}", "--tiny"],
+             ["rank", "{blank.txt}", "{cands.txt}"], ["rank", "{add.py}", "{cands.txt}", "--head", "{missing}"],
+             ["rank", "{add.py}", "{cands.txt}", "--layout", "nope"], ["rank"]],
 }
 CASES = [(name, argv) for name, cases in MISTAKES.items() for argv in cases]
 

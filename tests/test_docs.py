@@ -105,7 +105,7 @@ def test_cli_page_shows_every_subcommand():
 
 
 # ------------------------------------------------------------------------------------------------- links
-PENDING = {"docs/candidates.md", "docs/streams.md"}  # written on other branches; drop once merged
+PENDING = {"docs/streams.md"}  # written on other branches; drop once merged
 
 
 def test_relative_links_resolve():

@@ -16,6 +16,7 @@ EXAMPLES = {
     "rag_parallel.py": ([], "cache hits 5, misses 0"),
     "probe_code.py": (["--out", "{tmp}"], "| MiniLM-L6 | 3 |"),
     "streaming.py": ([], "wait-3 trace"),
+    "rank_candidates.py": ([], "same scores as K separate passes: True"),
 }
 # probe_code: tens of seconds (hidden states of a real model over 120 functions); streaming: its quick mode already
 # runs in the default run, in-process, in tests/test_stream_cli.py

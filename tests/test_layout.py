@@ -12,7 +12,7 @@ import structlm
 ROOT = Path(structlm.__file__).resolve().parent
 CORE = {"structlm.errors", "structlm.plan", "structlm.segment", "structlm.masks", "structlm.schedule",
         "structlm.layouts", "structlm.text", "structlm.viz", "structlm.lazy", "structlm.files"}
-FRONT_ENDS = ("structlm.rag", "structlm.graph", "structlm.code", "structlm.stream")
+FRONT_ENDS = ("structlm.rag", "structlm.graph", "structlm.code", "structlm.stream", "structlm.candidates")
 
 
 def _modules() -> dict[str, Path]:

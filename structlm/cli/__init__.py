@@ -19,7 +19,7 @@ from typing import Sequence
 __all__ = ["COMMANDS", "OneLineParser", "build_parser", "main", "one_line"]
 
 # Add a subcommand: write structlm/cli/<name>.py with register(subparsers), then list its name here.
-COMMANDS: list[str] = ["demo", "plan", "show", "rag", "graph", "stream", "probe", "bench"]
+COMMANDS: list[str] = ["demo", "plan", "show", "rag", "graph", "stream", "rank", "probe", "bench"]
 
 
 def one_line(error: BaseException | str) -> str:

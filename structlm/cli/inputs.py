@@ -15,7 +15,7 @@ from typing import Any, Hashable, Iterable
 from structlm.files import write_atomically
 
 __all__ = ["write_atomically", "read_text", "read_graph", "node_text", "find_node", "read_contexts", "load_tokenizer",
-           "GRAPH_FORMATS"]
+           "read_candidates", "GRAPH_FORMATS", "CANDIDATE_FORMATS"]
 
 GRAPH_FORMATS = "an edge list (two node ids per line, '#' comments), GraphML (.graphml) or GML (.gml)"
 
@@ -163,6 +163,41 @@ def read_contexts(path: str | os.PathLike) -> tuple[list[str], str | None, str |
     if not contexts:
         raise ValueError(f"{path}: no contexts found")
     return contexts, question, prefix
+
+
+CANDIDATE_FORMATS = ("a text file (one candidate per line), JSON (a list of strings, or {'candidates': [...]}) or "
+                     "JSONL (one string or {'text': ...} per line)")
+
+
+def read_candidates(path: str | os.PathLike) -> list[str]:
+    """Candidates from a file: text (one per non-blank line), JSON (a list, or an object with ``candidates``) or
+    JSONL (one string or ``{"text": ...}`` per line). A malformed or empty file is a ``ValueError`` naming it."""
+    path = Path(path)
+    text = read_text(path)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+        items = data.get("candidates") if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            raise ValueError(f"{path}: expected a list of candidates or an object with a 'candidates' list")
+        candidates = [_context_text(item, f"{path}: candidate #{i}") for i, item in enumerate(items)]
+    elif suffix == ".jsonl":
+        candidates = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    item = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+                candidates.append(_context_text(item, f"{path}:{number}"))
+    else:
+        candidates = [line.strip() for line in text.splitlines() if line.strip()]
+    if not candidates:
+        raise ValueError(f"{path}: no candidates found (the file should be {CANDIDATE_FORMATS})")
+    return candidates
 
 
 def load_tokenizer(name: str | None, texts: Iterable[str] = (), default: str = "words"):

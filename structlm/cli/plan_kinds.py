@@ -33,7 +33,7 @@ class Kind:
 
 KINDS: dict[str, Kind] = {}
 #: Modules that register more kinds when imported (e.g. ``"structlm.cli.plan_candidates"``).
-KIND_MODULES: list[str] = ["structlm.cli.plan_stream"]
+KIND_MODULES: list[str] = ["structlm.cli.plan_stream", "structlm.cli.plan_candidates"]
 
 
 def kind(name: str, help: str, arguments, build, description: str = "") -> Kind:

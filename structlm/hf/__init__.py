@@ -8,6 +8,8 @@
 * :mod:`structlm.hf.attention`: ``APE``; :mod:`structlm.hf.hooks`: the ``AttentionHook`` protocol;
   :mod:`structlm.hf.sdpa`: grouped-head sdpa; :mod:`structlm.hf.rope`: re-rotation of cached keys;
 * :mod:`structlm.hf.stream_session`: ``StreamSession`` — a live stream (group positions, read/write, no re-encoding).
+* :mod:`structlm.hf.ranking`: ``rank`` — candidates scored in one pass and sorted; :mod:`structlm.hf.ranking_train`:
+  ``RankingHead`` (pooled states → logit, save/load) and ``fine_tune`` (cross-entropy over candidates);
 * :mod:`structlm.hf.embedded`: ``load_embedded`` — the trained models shipped in wheels (SmolLM2, MiniLM).
 """
 from structlm.lazy import lazy_exports
@@ -24,6 +26,11 @@ _EXPORTS = {
     "CacheEntry": "structlm.hf.cache",
     "model_fingerprint": "structlm.hf.cache",
     "load_embedded": "structlm.hf.embedded",
+    "rank": "structlm.hf.ranking",
+    "Ranking": "structlm.hf.ranking",
+    "RankingHead": "structlm.hf.ranking_train",
+    "TrainReport": "structlm.hf.ranking_train",
+    "fine_tune": "structlm.hf.ranking_train",
     "EmbeddedModelError": "structlm.errors",
     "BackendError": "structlm.errors",
     "CacheError": "structlm.errors",

@@ -45,18 +45,25 @@ def forward_batch(lm: "StructuredLM", plans: list[Plan], backend: str, output_hi
         positions.append(pos)
         inputs = plan.inputs_embeds(embedding, dtype=lm.dtype)[0]
         embeds.append(torch.cat([inputs, inputs.new_zeros(longest - n, inputs.shape[-1])]))
+    typed = {}
+    if any(p.token_type_ids is not None for p in plans):  # BERT-style types; padding and untyped plans get 0
+        types = torch.zeros(len(plans), longest, dtype=torch.long)
+        for i, p in enumerate(plans):
+            if p.token_type_ids is not None:
+                types[i, :len(p)] = p.token_type_ids[0]
+        typed["token_type_ids"] = types.to(lm.device)
     mask = batch_mask(plans, longest, mask_kind(implementation), lm.dtype).to(lm.device)
     batch_positions = call.positions(torch.stack(positions))
     batch_embeds = torch.stack(embeds)
     with torch.no_grad(), call.implementation(implementation):
         if lm.is_decoder:
             out = call.base(inputs_embeds=batch_embeds, attention_mask=mask, position_ids=batch_positions,
-                            use_cache=False, output_hidden_states=output_hidden_states)
+                            use_cache=False, output_hidden_states=output_hidden_states, **typed)
             last = out.last_hidden_state
             logits = None
         else:
             out = lm.model(inputs_embeds=batch_embeds, attention_mask=mask, position_ids=batch_positions,
-                           output_hidden_states=True)
+                           output_hidden_states=True, **typed)
             logits = getattr(out, "logits", None)
             last = getattr(out, "last_hidden_state", None)
             last = out.hidden_states[-1] if last is None else last

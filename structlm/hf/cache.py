@@ -91,10 +91,12 @@ def segment_key(
     seen_keys: Iterable[str],
     *,
     include_positions: bool = True,
+    token_type: int | None = None,
 ) -> str:
     """Content address of a segment's keys and values (see the module docstring).
 
-    ``include_positions=False`` gives the position-free address used for re-positioned reuse.
+    ``include_positions=False`` gives the position-free address used for re-positioned reuse; a segment's
+    ``token_type`` (when it has one) changes its states, so it is part of the address.
     """
     hasher = hashlib.sha256()
     hasher.update(f"{CACHE_FORMAT}/{CACHE_VERSION}/{fingerprint}/{'causal' if causal else 'full'}".encode())
@@ -103,6 +105,8 @@ def segment_key(
         _tensor_digest(hasher, positions)
     else:
         hasher.update(str(positions.numel()).encode())
+    if token_type is not None:
+        hasher.update(f"/type{token_type}".encode())
     for key in seen_keys:
         hasher.update(b"|" + key.encode())
     return hasher.hexdigest()[:40]

@@ -48,6 +48,12 @@ def is_decoder(model: torch.nn.Module) -> bool:
     return bool(getattr(model, "can_generate", lambda: False)())
 
 
+def _forward_arguments(model: torch.nn.Module) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(model.forward).parameters)
+
+
 def position_offset(model: torch.nn.Module) -> int:
     """RoBERTa-style models count positions from ``padding_idx + 1``: plan position 0 is table row pad + 1."""
     for module in model.modules():
@@ -130,14 +136,45 @@ class ModelCall:
         return implementation, mask, extra
 
     # ----------------------------------------------------------------------------------------- inputs
+    def token_types(self) -> int:
+        """How many token types the model embeds (BERT: 2; RoBERTa: 1; decoders: 0, they take none)."""
+        count = getattr(self.config, "type_vocab_size", None)
+        if not count or "token_type_ids" not in _forward_arguments(self.model):
+            return 0
+        return int(count)
+
+    def check_token_types(self, types: torch.Tensor | None, what: str = "the plan") -> None:
+        """A plan's token types must be ones the model embeds; raises ``PlanError`` naming both."""
+        if types is None:
+            return
+        top = int(types.max())
+        count = self.token_types()
+        if top >= count:
+            have = "takes no token types" if count == 0 else f"embeds token types 0..{count - 1}"
+            raise PlanError(f"{what} asks for token type {top}, but {type(self.model).__name__} {have}; "
+                            f"build the plan without token types")
+
     def inputs(self, plan: Plan) -> dict:
-        """``input_ids``, or ``inputs_embeds`` when the plan holds soft tokens."""
+        """``input_ids``, or ``inputs_embeds`` when the plan holds soft tokens; ``token_type_ids`` when it has them."""
         if plan.has_soft_tokens:
-            return {"inputs_embeds": plan.inputs_embeds(self.model.get_input_embeddings(), dtype=self.dtype)}
-        return {"input_ids": plan.input_ids.to(self.device)}
+            inputs = {"inputs_embeds": plan.inputs_embeds(self.model.get_input_embeddings(), dtype=self.dtype)}
+        else:
+            inputs = {"input_ids": plan.input_ids.to(self.device)}
+        types = plan.token_type_ids
+        if types is not None:
+            self.check_token_types(types)
+            inputs["token_type_ids"] = types.to(self.device)
+        return inputs
 
     def segment_inputs(self, segment: Segment) -> dict:
         """One segment's ``input_ids`` or ``inputs_embeds`` (width checked against the model's embeddings)."""
+        if segment.token_type is not None:
+            types = torch.full((1, len(segment)), segment.token_type, dtype=torch.long)
+            self.check_token_types(types, f"segment {segment.name!r}")
+            return {**self._segment_tokens(segment), "token_type_ids": types.to(self.device)}
+        return self._segment_tokens(segment)
+
+    def _segment_tokens(self, segment: Segment) -> dict:
         if segment.is_soft:
             hidden = self.model.get_input_embeddings().weight.shape[1]
             if segment.embeds.shape[1] != hidden:

@@ -160,6 +160,7 @@ class StructuredLM:
                 f"reuse positions (parallel segments) or shorten the plan"
                 + ("" if not rotary else ", or pass strict_positions=False to extrapolate RoPE")
             )
+        self.call.check_token_types(plan.token_type_ids)
         vocab = getattr(self.config, "vocab_size", None)
         if vocab is not None and not plan.has_soft_tokens:
             top = plan.input_ids.max().item()
@@ -201,13 +202,17 @@ class StructuredLM:
         output_hidden_states: bool = False,
         attention: AttentionHook | None = None,
         logits_for: LogitsFor = "all",
+        grad: bool = False,
     ) -> StructuredOutput | list[StructuredOutput]:
         """Logits (and hidden states) in plan order; a list of plans gives a list of outputs.
 
         ``logits_for`` says whose logits to compute: ``"all"`` (default), ``"last"`` (next-token prediction),
         ``"none"``, a list of segment names, or a tensor of token indices. The LM head over a large vocabulary costs more than the attention
         of cached contexts, so ask only for what you use; the output's ``logits_index`` names the tokens kept.
+        ``grad=True`` keeps the autograd graph (for fine-tuning; dense backend, one plan).
         """
+        if grad and (isinstance(plan, (list, tuple)) or backend not in ("auto", "dense")):
+            raise BackendError("grad=True runs one plan on the dense backend")
         if isinstance(plan, (list, tuple)):
             from structlm.hf.batch import forward_batch
 
@@ -217,8 +222,8 @@ class StructuredLM:
         self.check_plan(plan)
         rows = logit_rows(plan, logits_for)
         if backend == "auto":
-            backend = self.choose_backend(plan, output_hidden_states)
-        with torch.no_grad():
+            backend = "dense" if grad else self.choose_backend(plan, output_hidden_states)
+        with torch.set_grad_enabled(grad):
             if backend == "dense":
                 out = self._dense(plan, output_hidden_states, attention, rows)
             elif backend == "flex":
@@ -309,18 +314,25 @@ class StructuredLM:
 
     def score(self, plan: Plan, segment_names: Iterable[str] | None = None, backend: str = "auto",
               against: str | None = None, attention: AttentionHook | None = None,
-              normalize: bool = False) -> dict[str, float]:
+              normalize: bool = False, head=None) -> dict[str, float]:
         """Decoders: summed log-likelihood of each named segment's tokens given what it sees (``normalize``:
-        divided by the number of tokens scored).
+        divided by the number of tokens scored). All segments come from one pass.
 
         Token i > 0 is scored by the logits of token i-1 of its own segment; the first token by the last token
         of the last segment it sees (its shared context), and is left out when it sees nothing.
-        Encoders: cosine similarity of each segment's mean-pooled final states with segment ``against``.
+        Encoders: each segment's final states mean-pooled, then ``head`` (``[K, H] -> [K]``, e.g. a trained
+        :class:`~structlm.hf.ranking_train.RankingHead`) or the cosine similarity with segment ``against``.
         """
         from structlm.hf.scoring import score
 
         return score(self, plan, segment_names, backend=backend, against=against, attention=attention,
-                     normalize=normalize)
+                     normalize=normalize, head=head)
+
+    def rank(self, plan: Plan, segment_names: Iterable[str] | None = None, **options):
+        """The named segments (default: the plan's candidates) best first; see :func:`structlm.hf.ranking.rank`."""
+        from structlm.hf.ranking import rank
+
+        return rank(self, plan, segment_names, **options)
 
     def generate(
         self,

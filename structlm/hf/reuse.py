@@ -44,6 +44,11 @@ def join_entries(entries: Sequence[CacheEntry]) -> tuple[list[torch.Tensor], lis
     return keys, values
 
 
+def _plain_tokens(segment: Segment) -> bool:
+    """Token ids without a token type: what one plain causal call over a chain of segments can take."""
+    return not segment.is_soft and segment.token_type is None
+
+
 def _per_layer(entries: Sequence[CacheEntry]) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
     """Per layer, the keys (and values) of each entry, in order: what a joined cache is built from."""
     layers = len(entries[0].keys)
@@ -110,11 +115,12 @@ class ReuseExecutor:
                 seen = plan.sees(name)
                 tokens = segment.embeds if segment.is_soft else segment.input_ids
                 seen_keys = [keys[s] for s in seen]
-                keys[name] = segment_key(self.fingerprint, tokens, segment.positions, segment.causal, seen_keys)
+                keys[name] = segment_key(self.fingerprint, tokens, segment.positions, segment.causal, seen_keys,
+                                         token_type=segment.token_type)
                 entry = content_key = None
                 if use_cache and name not in touched:
                     content_key = segment_key(self.fingerprint, tokens, segment.positions, segment.causal,
-                                              seen_keys, include_positions=False)
+                                              seen_keys, include_positions=False, token_type=segment.token_type)
                     if not output_hidden_states:
                         entry = self._lookup(segment, keys[name], content_key, seen)
                         if entry is not None:
@@ -153,11 +159,11 @@ class ReuseExecutor:
         """The longest run of uncached segments from ``order[index]`` that is one plain causal prompt seeing
         nothing before it (a single causal segment counts); None when ``order[index]`` starts none."""
         first = order[index]
-        if plan[first].is_soft or not chain_continues(plan, [], first) or not self.call.plain_causal():
+        if not _plain_tokens(plan[first]) or not chain_continues(plan, [], first) or not self.call.plain_causal():
             return None
         run = [first]
         for name in order[index + 1:]:
-            if plan[name].is_soft or not chain_continues(plan, run, name) or look(name)[2] is not None:
+            if not _plain_tokens(plan[name]) or not chain_continues(plan, run, name) or look(name)[2] is not None:
                 break
             run.append(name)
         return run

@@ -5,7 +5,7 @@ independent of each other and can be read from the same pass; only the logits th
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import torch
 
@@ -16,7 +16,7 @@ from structlm.plan import Plan
 if TYPE_CHECKING:  # pragma: no cover - annotations only; the model module imports this one lazily
     from structlm.hf.model import StructuredLM
 
-__all__ = ["score", "scored_rows"]
+__all__ = ["score", "scored_rows", "pooled"]
 
 
 def scored_rows(plan: Plan, names: Iterable[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -42,22 +42,34 @@ def scored_rows(plan: Plan, names: Iterable[str]) -> dict[str, tuple[torch.Tenso
     return result
 
 
+def pooled(states: torch.Tensor, plan: Plan, names: Iterable[str]) -> torch.Tensor:
+    """``[K, H]``: the mean of ``states [N, H]`` over each named segment's tokens (all of them, as Uni-Encoder)."""
+    spans = plan.spans
+    return torch.stack([states[slice(*spans[name])].mean(0) for name in names])
+
+
 def score(lm: "StructuredLM", plan: Plan, segment_names: Iterable[str] | None = None, backend: str = "auto",
           against: str | None = None, attention: AttentionHook | None = None,
-          normalize: bool = False) -> dict[str, float]:
+          normalize: bool = False, head: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
     """See :meth:`StructuredLM.score`."""
     names = list(segment_names) if segment_names is not None else plan.names
     for name in names:
         plan[name]
     if not lm.is_decoder:
-        if against is None:
-            raise ValueError("encoders score by similarity: name the segment to compare with, e.g. against='query'")
-        spans = plan.spans
+        if against is None and head is None:
+            raise ValueError("encoders score by similarity or by a head: name the segment to compare with, e.g. "
+                             "against='query', or pass head=")
         states = lm.forward(plan, backend=backend, attention=attention, logits_for="none").last_hidden_state[0]
-        anchor_state = states[slice(*spans[against])].mean(0)
-        return {name: torch.nn.functional.cosine_similarity(states[slice(*spans[name])].mean(0), anchor_state,
-                                                             dim=0).item()
-                for name in names}
+        vectors = pooled(states, plan, names)
+        if head is not None:
+            with torch.no_grad():
+                values = head(vectors).reshape(len(names))
+            return dict(zip(names, values.tolist()))
+        anchor = pooled(states, plan, [against])[0]
+        values = torch.nn.functional.cosine_similarity(vectors, anchor[None], dim=-1)
+        return dict(zip(names, values.tolist()))
+    if head is not None:
+        raise ValueError("head= is for encoders (pooled states -> logit); a decoder scores by log-likelihood")
     wanted = scored_rows(plan, names)
     every = torch.cat([rows for rows, _ in wanted.values()] + [torch.zeros(0, dtype=torch.long)])
     out = lm.forward(plan, backend=backend, attention=attention, logits_for=every)
