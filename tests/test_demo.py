@@ -17,13 +17,14 @@ def _logit_differences(text: str) -> list[float]:
 def test_quick_demo_runs_every_step_and_reports_its_checks(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
-    assert "5 steps on tiny random models" in text and "demo finished in" in text
-    for picture in ("plan.png", "stream.png"):
+    assert "6 steps on tiny random models" in text and "demo finished in" in text
+    for picture in ("plan.png", "candidates.png", "stream.png"):
         assert (tmp_path / picture).exists(), picture
     assert "4 segments from the cache, 1 encoded" in text
     assert "equal to networkx shortest paths: True" in text
     assert "gives the tree back: True" in text and "F1 = 1.00" in text
     assert "nothing twice" in text
+    assert "Plan(" in text and "10 cross-encoder passes" in text and "x faster" in text
     diffs = _logit_differences(text)
     assert len(diffs) == 3 and max(diffs) < 1e-4  # reuse vs dense, APE(1, 1) vs plain, stream session vs plan
 

@@ -1,7 +1,7 @@
 """``structlm demo``: a tour of every part, offline, each step with one measured fact.
 
 The real tour runs the embedded trained models: SmolLM2-135M-Instruct answers a question from parallel-encoded
-documents (time to first token sequential / parallel / cached), MiniLM-L6 is probed for syntax, SmolLM2 copies a
+documents (time to first token sequential / parallel / cached), MiniLM-L6 is probed for syntax and ranks docstrings for functions in one pass, SmolLM2 copies a
 text while reading it. ``quick=True`` uses tiny random models instead (seconds, for CI). Sits on top, like the
 CLI: it uses the core, the front-ends and the runtime.
 
@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+from structlm.demo.candidates import candidate_step
 from structlm.demo.code import code_step
 from structlm.demo.graphs import graph_step
 from structlm.demo.plans import plan_step
@@ -27,6 +28,7 @@ STEPS: list[Step] = [
     Step("RAG: parallel encoding, cache, APE", rag_step),
     Step("graphs: NT-LLM anchors", graph_step),
     Step("code: UniXcoder and AST-Probe", code_step),
+    Step("candidates: Uni-Encoder, every candidate in one pass", candidate_step),
     Step("streams: reading while writing", stream_step),
 ]
 
