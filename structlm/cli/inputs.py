@@ -127,10 +127,7 @@ def read_contexts(path: str | os.PathLike) -> tuple[list[str], str | None, str |
     question = prefix = None
     suffix = path.suffix.lower()
     if suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+        data = _json(text, str(path), whole_file=True)
         if isinstance(data, dict):
             question, prefix = data.get("question", data.get("query")), data.get("prefix")
             items = next((data[k] for k in ("contexts", "documents", "ctxs", "passages") if k in data), None)
@@ -146,10 +143,7 @@ def read_contexts(path: str | os.PathLike) -> tuple[list[str], str | None, str |
         for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+            item = _json(line, f"{path}:{number}")
             if isinstance(item, dict) and "question" in item and not any(k in item for k in ("text", "context")):
                 question = item["question"]
                 continue
@@ -169,6 +163,15 @@ CANDIDATE_FORMATS = ("a text file (one candidate per line), JSON (a list of stri
                      "JSONL (one string or {'text': ...} per line)")
 
 
+def _json(text: str, where: str, whole_file: bool = False):
+    """Parsed JSON, or a ValueError naming the file (or ``file:line``) and what is wrong."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        at = f" at line {error.lineno}" if whole_file else ""
+        raise ValueError(f"{where}: not valid JSON ({error.msg}{at})") from None
+
+
 def read_candidates(path: str | os.PathLike) -> list[str]:
     """Candidates from a file: text (one per non-blank line), JSON (a list, or an object with ``candidates``) or
     JSONL (one string or ``{"text": ...}`` per line). A malformed or empty file is a ``ValueError`` naming it."""
@@ -176,10 +179,7 @@ def read_candidates(path: str | os.PathLike) -> list[str]:
     text = read_text(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+        data = _json(text, str(path), whole_file=True)
         items = data.get("candidates") if isinstance(data, dict) else data
         if not isinstance(items, list):
             raise ValueError(f"{path}: expected a list of candidates or an object with a 'candidates' list")
@@ -188,10 +188,7 @@ def read_candidates(path: str | os.PathLike) -> list[str]:
         candidates = []
         for number, line in enumerate(text.splitlines(), 1):
             if line.strip():
-                try:
-                    item = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+                item = _json(line, f"{path}:{number}")
                 candidates.append(_context_text(item, f"{path}:{number}"))
     else:
         candidates = [line.strip() for line in text.splitlines() if line.strip()]
