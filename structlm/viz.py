@@ -208,7 +208,8 @@ def show_graph(graph: Any, anchors: Sequence, distances: np.ndarray, path: str |
         if drawn is not None:
             fig.colorbar(drawn, ax=left, ticks=range(top + 1), label="hops to the nearest anchor", shrink=0.8)
         left.legend(loc="lower left", fontsize=7, frameon=False)
-        left.set_title(f"{len(anchors)} anchors (stars),{ball} {len(nodes)} nodes", fontsize=9)
+        noun = "anchor" if len(anchors) == 1 else "anchors"
+        left.set_title(f"{len(anchors)} {noun} (stars),{ball} {len(nodes)} nodes", fontsize=9)
         left.axis("off")
     else:
         counts = np.bincount(nearest[nearest >= 0], minlength=top + 1)
