@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
 from structlm.errors import EmbeddedModelError
 from structlm.files import write_atomically
@@ -236,6 +237,10 @@ def _swap_in(tmp: Path, folder: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------- loading
+# what transformers raises on a weights file it cannot read; safetensors' own error derives from Exception only
+_UNREADABLE = (OSError, RuntimeError, ValueError, SafetensorError)
+
+
 def load_embedded_tokenizer(name: str) -> Any:
     """The tokenizer of an embedded model without loading its weights (aligning sub-words needs only this)."""
     if not is_embedded(name):
@@ -270,14 +275,14 @@ def load_embedded(name: str, attn_implementation: str = "sdpa", dtype: torch.dty
     try:
         model = LlamaForCausalLM.from_pretrained(str(folder), **load)
         tok = AutoTokenizer.from_pretrained(str(folder)) if tokenizer else None
-    except (OSError, RuntimeError, ValueError) as exc:  # unreadable despite intact sizes: rebuild once
+    except _UNREADABLE as exc:  # unreadable despite intact sizes: rebuild once
         warnings.warn(f"the cached copy of {SMOLLM2} at {folder} could not be read ({exc}); rebuilding it",
                       stacklevel=2)
         folder = cached_copy(rebuild=True)
         try:
             model = LlamaForCausalLM.from_pretrained(str(folder), **load)
             tok = AutoTokenizer.from_pretrained(str(folder)) if tokenizer else None
-        except (OSError, RuntimeError, ValueError) as again:
+        except _UNREADABLE as again:
             raise EmbeddedModelError(f"the rebuilt copy of {SMOLLM2} at {folder} cannot be read either "
                                      f"({again}); delete {folder} and check the disk") from again
     return model.eval(), tok
