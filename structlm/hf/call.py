@@ -69,6 +69,7 @@ class ModelCall:
         self.model = model
         self.offset = int(offset)
         self.layer_devices = layer_devices(model)  # per layer, under accelerate dispatch; else None
+        self._type_count: int | None = None  # token types the model embeds, read once (a signature inspection)
 
     # ----------------------------------------------------------------------------------------- model facts
     @property
@@ -138,10 +139,11 @@ class ModelCall:
     # ----------------------------------------------------------------------------------------- inputs
     def token_types(self) -> int:
         """How many token types the model embeds (BERT: 2; RoBERTa: 1; decoders: 0, they take none)."""
-        count = getattr(self.config, "type_vocab_size", None)
-        if not count or "token_type_ids" not in _forward_arguments(self.model):
-            return 0
-        return int(count)
+        if self._type_count is None:
+            count = getattr(self.config, "type_vocab_size", None)
+            takes = "token_type_ids" in _forward_arguments(self.model)
+            self._type_count = int(count) if count and takes else 0
+        return self._type_count
 
     def check_token_types(self, types: torch.Tensor | None, what: str = "the plan") -> None:
         """A plan's token types must be ones the model embeds; raises ``PlanError`` naming both."""
